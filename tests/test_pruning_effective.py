@@ -122,14 +122,52 @@ def test_deep_resnet_dense_is_fully_effective_and_random_masks_are_finite():
 def test_effective_pruning_bisection_lands_on_target():
     torch.manual_seed(0)
     net = mlp([20, 40, 40, 5])
-    scores = pruning.score(net, "magnitude")
-    masks = pruning.effective_prune(net, 0.95, scores, (20,))
+    masks = pruning.effective_prune(net, 0.95, "magnitude", (20,))
     eff = pruning.effective_sparsity(net, masks, (20,))
     assert eff == pytest.approx(0.95, abs=0.01)
     assert masks.sparsity() < eff                                    # fewer pruned directly
+    scores = pruning.score(net, "magnitude")
     flat = torch.cat([scores[k].reshape(-1) for k in scores])
     kept = torch.cat([masks[k].reshape(-1) for k in scores])
     assert flat[kept].min() >= flat[~kept].max()                     # a cut of the ranking
+
+
+def effective_at(net, k, **options):
+    n = pruning.Masks.ones(net).num_total()
+    return pruning.effective_sparsity(net, pruning.prune(net, k / n, "synflow", input_shape=(20,), **options), (20,))
+
+
+def test_effective_synflow_runs_its_100_rounds_at_every_candidate():
+    """Vysogorets sec. 3: SynFlow "remove[s] parameters over 100 ... iterations"; the effective line of Figure 10
+    must prune as the direct line does, so its masks are SynFlow's direct masks at the direct sparsity reached."""
+    torch.manual_seed(1)
+    net = mlp([20, 40, 40, 5])
+    target = 0.97
+    masks = pruning.effective_prune(net, target, "synflow", (20,))
+    k = masks.num_pruned()
+    again = pruning.prune(net, masks.sparsity(), "synflow", input_shape=(20,))   # 100 rounds, as the direct line
+    assert all(torch.equal(masks[name], again[name]) for name in masks)
+    one_shot = pruning.prune(net, masks.sparsity(), "synflow", input_shape=(20,), iterations=1)
+    assert any(not torch.equal(masks[name], one_shot[name]) for name in masks)
+    # the bisection stopped at a crossing of the target, on the closer side
+    here = pruning.effective_sparsity(net, masks, (20,))
+    if here < target:
+        above = effective_at(net, k + 1)
+        assert above >= target and abs(here - target) <= abs(above - target)
+    else:
+        below = effective_at(net, k - 1)
+        assert below < target and abs(here - target) < abs(below - target)
+    assert here == pytest.approx(target, abs=0.005)
+
+
+def test_effective_pruning_under_a_quota_follows_it_at_the_direct_sparsity_reached():
+    net = mlp([20, 40, 40, 5])
+    masks = pruning.effective_prune(net, 0.9, "magnitude", (20,), quota="igq")
+    n, k = masks.num_total(), masks.num_pruned()
+    # candidate j / N prunes each layer's rounded IGQ share, within a weight per layer of j in total
+    candidates = [pruning.prune(net, j / n, "magnitude", quota="igq") for j in range(k - 2, k + 3)]
+    assert any(all(torch.equal(masks[name], c[name]) for name in masks) for c in candidates)
+    assert pruning.effective_sparsity(net, masks, (20,)) == pytest.approx(0.9, abs=0.01)
 
 
 def test_algorithm_1_effective_random_pruning_under_a_quota():
@@ -154,4 +192,6 @@ def test_effective_bad_input():
     with pytest.raises(ValueError, match="input_shape"):
         pruning.effective_sparsity(net, pruning.Masks.ones(net), (5,))
     with pytest.raises(ValueError, match="sparsity"):
-        pruning.effective_prune(net, 1.5, pruning.score(net, "magnitude"), (3,))
+        pruning.effective_prune(net, 1.5, "magnitude", (3,))
+    with pytest.raises(ValueError, match="ablation"):
+        pruning.effective_prune(net, 0.5, "magnitude", (3,), ablation="shuffle")

@@ -35,6 +35,14 @@ def _kaiming_normal_fan_out(weight, generator):
     return torch.empty(weight.shape).normal_(0.0, math.sqrt(2.0 / fan_out), generator=generator)
 
 
+def _kaiming_normal_fan_avg(weight, generator):
+    # Vysogorets & Kempe, Table 1: "Models are initialized using Kaiming normal scheme (fan-avg)": He's variance
+    # 2/fan with fan the mean of fan-in and fan-out (TensorFlow's VarianceScaling(2.0, "fan_avg")), drawn from an
+    # untruncated normal as "Kaiming normal" says.
+    fan_in, fan_out = _fans(weight)
+    return torch.empty(weight.shape).normal_(0.0, math.sqrt(4.0 / (fan_in + fan_out)), generator=generator)
+
+
 def _kaiming_uniform(weight, generator):
     # He uniform with the ReLU gain: U(-b, b), b = sqrt(6 / fan_in), the same variance 2/fan_in as the
     # normal scheme (not PyTorch's reset_parameters default, which uses b = 1/sqrt(fan_in)).
@@ -51,6 +59,7 @@ def _eoc(weight, generator):
 WEIGHT_INITS = {
     "kaiming_normal": _kaiming_normal,
     "kaiming_normal_fan_out": _kaiming_normal_fan_out,
+    "kaiming_normal_fan_avg": _kaiming_normal_fan_avg,
     "kaiming_uniform": _kaiming_uniform,
     "eoc": _eoc,
 }

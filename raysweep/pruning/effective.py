@@ -9,8 +9,10 @@ from torch import nn
 
 from .layers import PRUNABLE_TYPES, max_to_avg_pool, prunable, replace_modules
 from .masks import Masks
+from .prune import prune
 from .quotas import check_sparsity, quota
 from .remove import layer_count
+from .scores import method_options
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
@@ -123,28 +125,34 @@ def _bisect(masks_at: Callable[[int], Masks], n: int, target: float, model, inpu
     return lo_masks
 
 
-def effective_prune(model: nn.Module, sparsity: float, scores: Mapping[str, torch.Tensor],
-                    input_shape: Sequence[int]) -> Masks:
-    """Ranking-based effective pruning (sec. 5): bisect the global cut-off of a score ranking so the
-    *effective* sparsity lands on `sparsity` (the closest achievable; ties by position)."""
+def effective_prune(model: nn.Module, sparsity: float, method: str, input_shape: Sequence[int], data=None,
+                    **prune_options) -> Masks:
+    """Effective pruning (Vysogorets & Kempe sec. 5) by `method` run exactly as direct pruning runs it: masks whose
+    *effective* sparsity lands on `sparsity` (the closest achievable).
+
+    "Algorithms like GraSP, SynFlow, and LAMP rank parameters by some notion of importance to guide pruning. When
+    such a ranking R is available, we employ binary search for the appropriate cut-off threshold t". We bisect the
+    number k of directly pruned weights, each candidate being prune(model, k / N, method, data, **prune_options)
+    itself, so an iterative method (SynFlow's 100 rounds, SNIP-iterative's 300) prunes to every candidate with its
+    own schedule, and the result is the direct-target mask at the direct sparsity the bisection lands on. For a
+    one-shot ranking the candidates are the cuts of one ranking (nested: effective sparsity grows with k, as the
+    paper's monotonicity argument needs); an iterative method's candidates need not be nested, and bisection then
+    lands on some k whose effective sparsity is below the target while that of k + 1 is not.
+    prune_options: those of prune() (quota, iterations, seed, exclude, method options); no ablation. A method with
+    an input_shape option (SynFlow's all-ones input) gets `input_shape` unless data or the option is given.
+    """
     target = check_sparsity(sparsity)
-    names = list(scores)
-    flat = torch.cat([scores[n].detach().reshape(-1).double().cpu() for n in names])
-    if torch.isnan(flat).any():
-        raise ValueError("scores contain NaN")
-    order = torch.sort(flat, stable=True).indices
-    sizes = [scores[n].numel() for n in names]
+    if prune_options.get("ablation") is not None:
+        raise ValueError("effective pruning takes no ablation: it would change the model at every candidate")
+    if data is None and "input_shape" in method_options(method):
+        prune_options.setdefault("input_shape", tuple(input_shape))
+    dense = Masks.ones(model, prune_options.get("exclude", ()))
+    total = dense.num_total()
 
     def masks_at(k):
-        keep = torch.ones(flat.numel(), dtype=torch.bool)
-        keep[order[:k]] = False
-        out, start = Masks(), 0
-        for n, size in zip(names, sizes):
-            out[n] = keep[start:start + size].view(scores[n].shape).to(scores[n].device)
-            start += size
-        return out
+        return dense if k == 0 else prune(model, k / total, method, data, **prune_options)
 
-    return _bisect(masks_at, flat.numel(), target, model, input_shape)
+    return _bisect(masks_at, total, target, model, input_shape)
 
 
 def effective_random_prune(model: nn.Module, sparsity: float, quota_name: str, input_shape: Sequence[int],

@@ -9,6 +9,9 @@ or raises InfeasibleQuota. The published quotas are members:
     erk_power(p=0, first_density=1, last_density=0.2) = uniform_plus; erk_power(p=0) = igq_power(a=0) = uniform.
 Role floors: first_density / last_density are the least density of the first / last prunable layer
 (1 keeps it dense, as Uniform+ does for the first layer and ERK+ for the last; Uniform+ keeps >= 0.2 of the last).
+erk_power's last_max_density caps the last layer's density: with last_density equal to it, the last layer sits at
+exactly that density and ERK spreads the rest, as in Liu et al.'s Figure 14 (left), e.g.
+    erk_power(p=1, last_density=0.2, last_max_density=0.2)   # ERK, last layer 80% sparse, total kept
 """
 from __future__ import annotations
 
@@ -99,12 +102,19 @@ def clipped_allocation(n: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndar
 
 
 @register_quota("erk_power")
-def erk_power(shapes, sparsity, p: float = 1.0, first_density: float = 0.0, last_density: float = 0.0):
+def erk_power(shapes, sparsity, p: float = 1.0, first_density: float = 0.0, last_density: float = 0.0,
+              last_max_density: float = 1.0):
     """Density proportional to ((sum of dims)/(product of dims))^p (p = 1: ERK, p = 0: uniform), at least the
-    role floors, at most 1; the proportionality constant is re-solved whenever a layer is clipped."""
+    role floors, at most 1 (the last layer at most last_max_density); the proportionality constant is re-solved
+    whenever a layer is clipped."""
     p = _check_exponent("p", p)
     floors = _floors(len(shapes), first_density, last_density)
-    label = _describe("erk_power", {"p": p, "first_density": first_density, "last_density": last_density})
+    if not floors[-1] <= last_max_density <= 1.0 or last_max_density <= 0.0:
+        raise ValueError(f"last_max_density={last_max_density!r} must lie in (0, 1] and be at least "
+                         f"last_density={last_density!r}")
+    params = {"p": p, "first_density": first_density, "last_density": last_density}
+    label = _describe("erk_power", params if last_max_density == 1.0 else {**params,
+                                                                           "last_max_density": last_max_density})
     if sparsity == 0.0:
         return [0.0] * len(shapes)
     n = np.array([math.prod(sh) for sh in shapes], dtype=np.float64)
@@ -112,7 +122,9 @@ def erk_power(shapes, sparsity, p: float = 1.0, first_density: float = 0.0, last
     w = raw ** p
     if not np.all(np.isfinite(w)) or np.any(w <= 0):
         raise InfeasibleQuota(f"{label}: layer weights (sum/prod)^p over- or underflow on these layers")
-    dens = clipped_allocation(n, w, floors, np.ones(len(shapes)), (1.0 - sparsity) * n.sum(),
+    caps = np.ones(len(shapes))
+    caps[-1] = last_max_density
+    dens = clipped_allocation(n, w, floors, caps, (1.0 - sparsity) * n.sum(),
                               f"{label} cannot reach sparsity {sparsity}")
     result = [float(min(1.0, max(0.0, 1.0 - d))) for d in dens]
     if any(not v < 1.0 for v in result):

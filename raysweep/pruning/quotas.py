@@ -172,6 +172,25 @@ def erk(shapes, sparsity):
     return _erk(shapes, sparsity, ())
 
 
+@register_quota("erk_plain")
+def erk_plain(shapes, sparsity):
+    """ERK by its formula alone, as Vysogorets & Kempe (sec. 4) use it: every layer at density
+    eps*(sum dims)/(prod dims), nothing redistributed, so the quota does not exist where a layer would need a
+    density above 1. They note that "the density of certain layers of VGG-16 set by ERK exceeds 1 when cutting
+    less than 99% of parameters, unless excessive density is redistributed", and that ERK "yields invalid layerwise
+    sparsity quotas when removing less than 98% and 99% of parameters from ResNet-18 and VGG-19"."""
+    n = _sizes(shapes)
+    if sparsity == 0.0:
+        return [0.0] * len(shapes)
+    raw = np.array([sum(sh) / math.prod(sh) for sh in shapes])
+    dens = (1.0 - sparsity) * n.sum() / float(np.sum(raw * n)) * raw
+    if np.any(dens > 1.0 + 1e-12):
+        worst = int(np.argmax(dens))
+        raise InfeasibleQuota(f"ERK without redistribution does not exist at sparsity {sparsity}: layer {worst} "
+                              f"(shape {shapes[worst]}) would need density {dens[worst]:.4f} > 1")
+    return [float(max(0.0, 1.0 - d)) for d in dens]
+
+
 @register_quota("erk_plus")
 def erk_plus(shapes, sparsity):
     """ERK+ (Liu et al. 2022): ERK with the last layer forced dense, total kept the same."""

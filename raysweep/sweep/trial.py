@@ -129,15 +129,14 @@ def _masks(trial: Trial, ctx: Context, model, ds, dense: dict | None) -> pruning
 
 def _effective_masks(trial: Trial, model, ds, quota, ablation, batch) -> pruning.Masks:
     """Masks whose effective sparsity is the trial's: Algorithm 1 for random pruning under a quota, otherwise a
-    bisection over the method's (one-shot) score ranking (Vysogorets section 5)."""
+    bisection over the direct sparsity, pruning at each candidate exactly as a direct trial does (Vysogorets
+    section 5; iterative methods run all their rounds)."""
     if ablation is not None:
         raise ValueError("ablations do not combine with target 'effective'")
     if trial.method == "random" and quota is not None:
         return pruning.effective_random_prune(model, trial.sparsity, quota, ds.input_shape, seed=trial.seed)
-    if quota is not None:
-        raise ValueError(f"target 'effective' with quota {quota!r} is defined for random pruning only")
-    scores = pruning.score(model, trial.method, data=batch)
-    return pruning.effective_prune(model, trial.sparsity, scores, ds.input_shape)
+    return pruning.effective_prune(model, trial.sparsity, trial.method, ds.input_shape, data=batch, quota=quota,
+                                   seed=trial.seed, iterations=trial.iterations)
 
 
 def _measure(model, masks: pruning.Masks, ds) -> dict:
