@@ -396,3 +396,85 @@ def test_vgg_with_repeated_layers_is_the_same_layout_three_times_deeper():
     assert deep(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(models.BadArchitecture):
         models.create("cifar_vgg_16x0")
+
+
+# --------------------------------------------------------------- Vysogorets & Kempe and Liu et al.: their networks
+
+
+def hand_count_vgg(layout: list[int], classes: int) -> int:
+    """3x3 convs without bias, BatchNorm gamma+beta after each, one linear head (Frankle's CIFAR VGG)."""
+    total, channels = 0, 3
+    for out in layout:
+        total += 9 * channels * out + 2 * out
+        channels = out
+    return total + channels * classes + classes
+
+
+def test_kaiming_normal_fan_avg_has_variance_two_over_the_mean_fan():
+    """Vysogorets & Kempe, Table 1: "Models are initialized using Kaiming normal scheme (fan-avg)"."""
+    layers = nn.Sequential(nn.Conv2d(64, 128, 3), nn.Linear(300, 100))
+    models.initialize(layers, 0, "kaiming_normal_fan_avg")
+    conv, linear = layers[0].weight.detach(), layers[1].weight.detach()
+    assert conv.std().item() == pytest.approx(math.sqrt(2 / ((64 * 9 + 128 * 9) / 2)), rel=0.02)
+    assert linear.std().item() == pytest.approx(math.sqrt(2 / ((300 + 100) / 2)), rel=0.02)
+    assert conv.mean().item() == pytest.approx(0.0, abs=0.003)
+    # an untruncated normal: about 0.27% of draws lie beyond 3 standard deviations
+    assert (conv.abs() > 3 * math.sqrt(4 / (64 * 9 + 128 * 9))).float().mean().item() == pytest.approx(0.0027, abs=0.001)
+
+
+@pytest.mark.parametrize("name", ["lenet_300_100_bn", "lenet_5_bn"])
+def test_vysogorets_lenets_put_batchnorm_before_every_hidden_relu(name):
+    """Table 1: "All architectures include batch normalization layers followed by ReLU activations"."""
+    model = models.create(name, 10, (1, 28, 28))
+    layers = list(model)
+    weighted = [i for i, m in enumerate(layers) if isinstance(m, (nn.Linear, nn.Conv2d))]
+    for i in weighted[:-1]:
+        assert isinstance(layers[i + 1], (nn.BatchNorm1d, nn.BatchNorm2d)) and isinstance(layers[i + 2], nn.ReLU)
+    assert weighted[-1] == len(layers) - 1                      # the output layer: no BatchNorm, no ReLU
+    plain = models.create(name.removesuffix("_bn"), 10, (1, 28, 28))
+    assert [type(m) for m in plain if isinstance(m, (nn.Linear, nn.Conv2d))] == \
+        [type(layers[i]) for i in weighted]                     # the same weighted layers as the plain LeNet
+
+
+def test_vysogorets_lenet_parameter_counts():
+    # LeNet-300-100 on MNIST: the standard 266,610 (784-300-100-10 with biases) plus gamma and beta of 400 units
+    assert num_params(models.create("lenet_300_100_bn", 10, (1, 28, 28))) == 266_610 + 2 * 400
+    # LeNet-5 on 32x32 CIFAR-10 (LeCun et al.: 6 and 16 5x5 maps, 120-84-10 head): 62,006 plus BN of 226 units
+    lenet5 = 3 * 6 * 25 + 6 + 6 * 16 * 25 + 16 + 400 * 120 + 120 + 120 * 84 + 84 + 84 * 10 + 10
+    assert lenet5 == 62_006
+    assert num_params(models.create("lenet_5_bn", 10, (3, 32, 32))) == lenet5 + 2 * (6 + 16 + 120 + 84)
+    # LeCun's 32x32 geometry: 28x28 maps after the first conv, 5x5 before the head, on CIFAR and padded MNIST alike
+    for shape in ((3, 32, 32), (1, 28, 28)):
+        model = models.create("lenet_5_bn", 10, shape).eval()
+        with torch.no_grad():
+            assert model[:9](torch.zeros(1, *shape)).shape == (1, 16, 5, 5)
+            assert model[:1](torch.zeros(1, *shape)).shape == (1, 6, 28, 28)
+
+
+@pytest.mark.parametrize("name,classes,shape,count", [
+    # Vysogorets & Kempe, Appendix A: VGG-16 on CIFAR-10, VGG-19 on CIFAR-100, ResNet-18 on TinyImageNet (the 3x3
+    # stride-1 stem: see test_pruning_quotas), ResNet-50 and MobileNetV2 on ImageNet (torchvision's counts)
+    ("cifar_vgg_19", 100, (3, 32, 32), hand_count_vgg([64, 64, 128, 128] + [256] * 4 + [512] * 8, 100)),
+    ("tiny_resnet_18", 200, (3, 64, 64), 11_689_512 - (7 * 7 - 3 * 3) * 3 * 64 - 800 * 512 - 800),
+    ("mobilenet_v2", 1000, (3, 224, 224), 3_504_872),
+    # Liu et al.: ResNet-18/34/50/101 and Wide ResNet-50 on ImageNet (torchvision's counts)
+    ("imagenet_resnet_18", 1000, (3, 224, 224), 11_689_512),
+    ("imagenet_resnet_101", 1000, (3, 224, 224), 44_549_160),
+    ("imagenet_wide_resnet_50", 1000, (3, 224, 224), 68_883_240),
+    # Liu et al., Appendix E: the BatchNorm VGGs on CIFAR-10/100
+    ("cifar_vgg_11", 10, (3, 32, 32), hand_count_vgg([64, 128, 256, 256, 512, 512, 512, 512], 10)),
+    ("cifar_vgg_13", 100, (3, 32, 32), hand_count_vgg([64, 64, 128, 128, 256, 256, 512, 512, 512, 512], 100)),
+])
+def test_paper_network_parameter_counts(name, classes, shape, count):
+    from raysweep.models.registry import build   # the architecture only: initialising 69M weights adds nothing here
+    assert num_params(build(name, classes, shape)) == count
+
+
+def test_vgg19_and_liu_cifar_resnets_match_the_published_sizes():
+    assert hand_count_vgg([64, 64, 128, 128] + [256] * 4 + [512] * 8, 100) == 20_081_188   # ~20.0M conv weights
+    # He et al. (Table 6): ResNet-20/32/44/56/110 have 0.27M/0.46M/0.66M/0.85M/1.7M parameters with parameter-free
+    # shortcuts; Frankle's 1x1-conv + BN shortcuts (ours) add 2,752 at the two shape changes: under 2% in all five
+    for depth, published in ((20, 0.27e6), (32, 0.46e6), (44, 0.66e6), (56, 0.85e6), (110, 1.7e6)):
+        count = num_params(models.create(f"cifar_resnet_{depth}"))
+        assert count == hand_count_cifar_resnet(depth, 16)
+        assert 0 < count - published < 0.02 * published, depth
