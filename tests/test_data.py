@@ -108,7 +108,8 @@ def write_image_folder(root, folder, size, classes=("n01", "n02", "n03"), per_cl
 # ---------- registry and digits ----------
 
 def test_registry_names_and_errors():
-    assert set(data.names()) == {"digits", "mnist", "cifar10", "cifar100", "svhn", "tinyimagenet", "imagenet"}
+    assert set(data.names()) == {"digits", "mnist", "cifar10", "cifar100", "svhn", "tinyimagenet", "imagenet",
+                                 "imagenet_o"}
     with pytest.raises(KeyError, match="nope"):
         data.get("nope")
     ds = data.get("digits")
@@ -382,3 +383,111 @@ def test_balanced_batch():
     assert all(rows[tuple(r)] == int(l) for r, l in zip(x.flatten(1).tolist(), y))
     with pytest.raises(ValueError, match="per_class"):
         data.balanced_batch(ds, per_class=1000)
+
+
+# ---------- the augmentation as a choice of the training preset; ImageNet-O ----------
+
+def window_distance(full, patch):
+    """Least mean squared difference between `patch` (C,h,w) and any h x w window of `full` (C,H,W), mirrored or not:
+    about 1e-9 for a window (PIL's resampling and the float32 normalisation round trip), 0.1 for unrelated images.
+    The window is located by its 8x8 corner (a cheap convolution), then compared in full."""
+    import torch.nn.functional as F
+    _, h, w = patch.shape
+    best = float("inf")
+    for p in (patch, patch.flip(2)):
+        probe = p[:, :8, :8].double()
+        ssd = (F.conv2d((full ** 2)[None].double(), torch.ones_like(probe)[None])
+               - 2 * F.conv2d(full[None].double(), probe[None]))[0, 0][: full.shape[1] - h + 1, : full.shape[2] - w + 1]
+        top, left = divmod(int(ssd.argmin()), ssd.shape[1])
+        best = min(best, (full[:, top:top + h, left:left + w] - p).pow(2).mean().item())
+    return best
+
+
+def pixels(ds, x):
+    """Normalised images back to [0, 1] pixels."""
+    return x * torch.tensor(ds.std).view(1, 3, 1, 1) + torch.tensor(ds.mean).view(1, 3, 1, 1)
+
+
+def test_folder_augmentation_is_chosen_by_name(tmp_path):
+    """Vysogorets & Kempe A: "shifts by at most 4 pixels in any direction and horizontal flips (CIFAR-10, CIFAR-100,
+    and TinyImageNet)"; Frankle A.2 crops TinyImageNet at random scales instead (the data set's default)."""
+    write_image_folder(tmp_path, "tiny-imagenet-200", 64, per_class=(4, 1))
+    ds = data.get("tinyimagenet", root=tmp_path)
+    plain = pixels(ds, next(iter(ds.loader("train", 12, augment=False, device="cpu", num_workers=0)))[0])
+    padded = torch.nn.functional.pad(plain, (4, 4, 4, 4))           # zero (black) fill, as random_shift
+    torch.manual_seed(0)
+    shifted = pixels(ds, next(iter(ds.loader("train", 12, augment="shift4_flip", device="cpu", num_workers=0)))[0])
+    assert all(window_distance(padded[i], shifted[i]) < 1e-6 for i in range(12))
+    assert not torch.allclose(shifted, plain)                        # something moved
+    torch.manual_seed(0)
+    default = pixels(ds, next(iter(ds.loader("train", 12, augment=True, device="cpu", num_workers=0)))[0])
+    assert max(window_distance(padded[i], default[i]) for i in range(12)) > 1e-3   # resized crops: not shifts
+
+
+def test_random_crop_is_a_window_of_the_resized_test_view(tmp_path):
+    """Vysogorets & Kempe A: "random 224 x 224 crops and horizontal flips (ImageNet)"."""
+    from torchvision import transforms as T
+    write_image_folder(tmp_path, "imagenet", 48, classes=("n01",), per_class=(3, 1))
+    ds = data.get("imagenet", root=tmp_path)
+    crops = pixels(ds, next(iter(ds.loader("train", 3, augment="random_crop_flip", device="cpu", num_workers=0)))[0])
+    assert crops.shape == (3, 3, 224, 224)
+    for i, path in enumerate(sorted((tmp_path / "imagenet" / "train" / "n01").iterdir())):
+        resized = T.ToTensor()(T.Resize(256)(Image.open(path).convert("RGB")))
+        assert resized.shape == (3, 256, 256) and window_distance(resized, crops[i]) < 1e-6
+
+
+def test_in_memory_sets_refuse_crops_and_unknown_names():
+    ds = data.get("digits")
+    with pytest.raises(ValueError, match="digits"):
+        ds.loader("train", 8, augment="random_crop_flip")
+    with pytest.raises(ValueError, match="shift4_flip"):
+        ds.loader("train", 8, augment="shift4")
+    assert "shift4_flip" in data.augmentations()
+
+
+def test_augment_choice_is_part_of_the_trial_identity():
+    from raysweep import sweep
+    base = sweep.StudySpec(seeds=[0], sparsities=[0.5], grids=[sweep.Grid(methods=["random"])])
+    chosen = base.replace(hparams={"augment": "shift4_flip"})
+    a, b = sweep.expand(base), sweep.expand(chosen)
+    assert {t.trial_id for t in a}.isdisjoint(t.trial_id for t in b)
+    assert {t.dense_id for t in a}.isdisjoint(t.dense_id for t in b)
+    with pytest.raises(sweep.SpecError, match="augment"):
+        sweep.expand(base.replace(hparams={"augment": "mirror"}))
+
+
+def test_imagenet_o_labels_its_images_by_imagenets_classes(tmp_path):
+    """Liu et al. App. A: "ImageNet-O as the OoD dataset for models trained on ImageNet"; its class folders are
+    ImageNet wnids, labelled as ImageNet labels them."""
+    write_image_folder(tmp_path, "imagenet", 40, classes=("n01", "n02", "n03", "n04"), per_class=(1, 1))
+    rng = np.random.default_rng(1)
+    for wnid in ("n04", "n02"):
+        (tmp_path / "imagenet-o" / wnid).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(
+                tmp_path / "imagenet-o" / wnid / f"{i}.JPEG")
+    (tmp_path / "imagenet-o" / "README.txt").write_text("ImageNet-O")
+    ds = data.get("imagenet_o", root=tmp_path)
+    imagenet = data.get("imagenet", root=tmp_path)
+    assert ds.splits() == ["test"] and ds.num_classes == imagenet.num_classes == 4
+    assert ds.targets("test").tolist() == [1, 1, 3, 3]
+    assert (ds.input_shape, ds.mean, ds.std) == (imagenet.input_shape, imagenet.mean, imagenet.std)
+    x, y = next(iter(ds.loader("test", 4, device="cpu", num_workers=0)))
+    assert x.shape == (4, 3, 224, 224) and y.tolist() == [1, 1, 3, 3]
+    from raysweep import metrics
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 8, stride=8), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    assert 0.0 <= metrics.ood_auroc(net, imagenet, ds, "cpu") <= 1.0
+
+
+def test_imagenet_o_says_where_it_looked(tmp_path):
+    with pytest.raises(data.DataNotFound) as err:
+        data.get("imagenet_o", root=tmp_path)
+    assert err.value.path == str(tmp_path / "imagenet" / "train")
+    write_image_folder(tmp_path, "imagenet", 8, classes=("n01",), per_class=(1, 1))
+    with pytest.raises(data.DataNotFound) as err:
+        data.get("imagenet_o", root=tmp_path)
+    assert err.value.path == str(tmp_path / "imagenet-o") and "imagenet-o.tar" in str(err.value)
+    (tmp_path / "imagenet-o" / "n09").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "imagenet-o" / "n09" / "a.png")
+    with pytest.raises(ValueError, match="n09"):
+        data.get("imagenet_o", root=tmp_path)

@@ -2,6 +2,7 @@
 
 from .dataset import DataNotFound, DataSet, FolderDataSet, TensorDataSet
 from .registry import Spec, balanced_batch, get, names, register, spec
+from .tensor_pipeline import augmentations
 
-__all__ = ["DataNotFound", "DataSet", "FolderDataSet", "TensorDataSet", "Spec", "balanced_batch", "get", "names",
-           "register", "spec"]
+__all__ = ["DataNotFound", "DataSet", "FolderDataSet", "TensorDataSet", "Spec", "augmentations", "balanced_batch",
+           "get", "names", "register", "spec"]

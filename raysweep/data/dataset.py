@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .folder_pipeline import FolderLoader
-from .tensor_pipeline import Augmentation, TensorLoader, normaliser, to_float
+from .folder_pipeline import FolderLoader, image_transform
+from .tensor_pipeline import Augmentation, TensorLoader, augmentation, normaliser, to_float
 
 
 class DataNotFound(FileNotFoundError):
@@ -84,23 +84,31 @@ class TensorDataSet(DataSet):
 
     def loader(self, split, batch_size, *, shuffle=False, augment=False, seed=0, device="cpu", rank=0,
                world_size=1, drop_last=False):
+        """augment: True (the data set's augmentation), False, or a name of tensor_pipeline.AUGMENTATIONS."""
         self._check_split(split)
+        aug = augmentation(augment, self.augmentation)
+        if aug.crop != "center":
+            raise ValueError(f"augmentation {augment!r} crops image files; {self.name!r} holds its images in memory "
+                             f"at the input size {self.input_shape}")
         s = self._on(split, device)
         return TensorLoader(s.images, s.labels, batch_size, scale=self.scale, mean=self.mean, std=self.std,
-                            shuffle=shuffle, augmentation=self.augmentation if augment else None, seed=seed,
-                            device=device, rank=rank, world_size=world_size, drop_last=drop_last,
-                            pad_shards=shuffle or augment)
+                            shuffle=shuffle, augmentation=aug or None, seed=seed, device=device, rank=rank,
+                            world_size=world_size, drop_last=drop_last, pad_shards=shuffle or bool(aug))
 
 
 class FolderDataSet(DataSet):
     """A data set read from files by a DataLoader; `datasets[split]` are torchvision-style data sets whose
-    `transform` attribute is swapped between the augmenting and the plain transform."""
+    `transform` attribute is set per loader: the test view (resize to `resize`, centre crop `crop`) or an
+    augmentation (`augmentation` by default)."""
 
-    def __init__(self, name, datasets: dict, *, num_classes, input_shape, mean, std, train_transform,
-                 test_transform):
+    def __init__(self, name, datasets: dict, *, num_classes, crop, resize, mean, std, augmentation=Augmentation()):
         self.name, self._datasets, self.num_classes = name, datasets, int(num_classes)
-        self.input_shape, self.mean, self.std = tuple(input_shape), tuple(mean), tuple(std)
-        self.train_transform, self.test_transform = train_transform, test_transform
+        self.input_shape, self.mean, self.std = (3, int(crop), int(crop)), tuple(mean), tuple(std)
+        self.crop, self.resize, self.augmentation = int(crop), int(resize), augmentation
+
+    def transform(self, augment):
+        """The image transform of a loader with this `augment` (see TensorDataSet.loader)."""
+        return image_transform(augmentation(augment, self.augmentation), self.crop, self.resize, self.mean, self.std)
 
     def splits(self):
         return list(self._datasets)
@@ -121,7 +129,7 @@ class FolderDataSet(DataSet):
         ds = copy.copy(self._datasets[split])
         base = ds.dataset if isinstance(ds, torch.utils.data.Subset) else ds
         base = copy.copy(base)
-        base.transform = self.train_transform if augment else self.test_transform
+        base.transform = self.transform(augment)
         if isinstance(ds, torch.utils.data.Subset):
             ds.dataset = base
             return ds
@@ -137,5 +145,6 @@ class FolderDataSet(DataSet):
                world_size=1, drop_last=False, num_workers=None):
         self._check_split(split)
         return FolderLoader(self._view(split, augment), batch_size, shuffle=shuffle, seed=seed, device=device,
-                            rank=rank, world_size=world_size, drop_last=drop_last, pad_shards=shuffle or augment,
+                            rank=rank, world_size=world_size, drop_last=drop_last,
+                            pad_shards=shuffle or bool(augmentation(augment, self.augmentation)),
                             num_workers=num_workers)

@@ -7,6 +7,26 @@ import os
 import torch
 
 from .sharding import ShardedEpochs
+from .tensor_pipeline import Augmentation
+
+
+def image_transform(aug: Augmentation, crop: int, resize: int, mean, std):
+    """The torchvision transform of one image file under `aug`, in the order of the in-memory pipeline: crop to
+    crop x crop ('center': resize the shorter side to `resize` and take the centre, the test view; 'random': a random
+    crop of that resized image; 'resized': Frankle's random-resized crop), rotate, shift (zero fill), flip, then
+    normalise per channel."""
+    from torchvision import transforms as T
+    if aug.crop == "resized":
+        steps = [T.RandomResizedCrop(crop, scale=(0.1, 1.0), ratio=(0.8, 1.25))]
+    else:
+        steps = [T.Resize(resize), (T.RandomCrop if aug.crop == "random" else T.CenterCrop)(crop)]
+    if aug.rotate:
+        steps.append(T.RandomRotation(aug.rotate))
+    if aug.shift:
+        steps.append(T.RandomCrop(crop, padding=aug.shift))   # shifting by up to `shift`, as random_shift does
+    if aug.flip:
+        steps.append(T.RandomHorizontalFlip())
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(mean, std)])
 
 
 class _EpochSampler(torch.utils.data.Sampler):

@@ -10,7 +10,7 @@ import torch
 
 from . import sources
 from .dataset import DataSet, FolderDataSet, Split, TensorDataSet
-from .tensor_pipeline import Augmentation
+from .tensor_pipeline import AUGMENTATIONS, Augmentation
 
 _CIFAR_AUG = Augmentation(shift=4, flip=True)  # Frankle A.2
 
@@ -42,11 +42,16 @@ _FOLDERS = {
 }
 
 
-_BUILTIN = frozenset([*_IN_MEMORY, *_FOLDERS])
+# Test-only image-folder sets for out-of-distribution detection: name -> (folder under root, the data set whose
+# classes label its images). ImageNet-O (Hendrycks et al. 2021) holds 2,000 images in 200 folders named by ImageNet
+# wnids; Liu et al. App. A use "ImageNet-O as the OoD dataset for models trained on ImageNet".
+_OOD_FOLDERS = {"imagenet_o": ("imagenet-o", "imagenet")}
+
+_BUILTIN = frozenset([*_IN_MEMORY, *_FOLDERS, *_OOD_FOLDERS])
 
 
 def names() -> list[str]:
-    return list(_IN_MEMORY) + list(_FOLDERS)
+    return list(_IN_MEMORY) + list(_FOLDERS) + list(_OOD_FOLDERS)
 
 
 def register(name: str, spec: Spec) -> None:
@@ -72,14 +77,6 @@ def _holdout(n: int, validation, seed: int) -> tuple[torch.Tensor, torch.Tensor]
     return order[count:], order[:count]
 
 
-def _folder_transforms(crop, resize, mean, std):
-    from torchvision import transforms as T
-    train = T.Compose([T.RandomResizedCrop(crop, scale=(0.1, 1.0), ratio=(0.8, 1.25)), T.RandomHorizontalFlip(),
-                       T.ToTensor(), T.Normalize(mean, std)])
-    test = T.Compose([T.Resize(resize), T.CenterCrop(crop), T.ToTensor(), T.Normalize(mean, std)])
-    return train, test
-
-
 def get(name: str, root=None, seed: int = 0, validation=0, *, download: bool = True) -> DataSet:
     """Load data set `name` from `root` (default $RAYSWEEP_DATA or ~/.raysweep/data).
 
@@ -99,6 +96,8 @@ def get(name: str, root=None, seed: int = 0, validation=0, *, download: bool = T
                       "test": splits["test"]}
         return TensorDataSet(name, splits, num_classes=spec.num_classes, scale=spec.scale, mean=spec.mean,
                              std=spec.std, augmentation=spec.augmentation)
+    if name in _OOD_FOLDERS:
+        return _ood_folder(name, root)
     folder, crop, resize, mean, std = _FOLDERS[name]
     how = (f"arrange the images as ImageFolder trees {root / folder}/train/<class>/<image> and "
            f"{root / folder}/val/<class>/<image> (TinyImageNet's official val/images + val/val_annotations.txt "
@@ -108,9 +107,21 @@ def get(name: str, root=None, seed: int = 0, validation=0, *, download: bool = T
         keep, held = _holdout(len(splits["train"]), validation, seed)
         splits = {"train": torch.utils.data.Subset(splits["train"], keep.tolist()),
                   "val": torch.utils.data.Subset(splits["train"], held.tolist()), "test": splits["test"]}
-    train_t, test_t = _folder_transforms(crop, resize, mean, std)
-    return FolderDataSet(name, splits, num_classes=len(splits["test"].classes), input_shape=(3, crop, crop),
-                         mean=mean, std=std, train_transform=train_t, test_transform=test_t)
+    return FolderDataSet(name, splits, num_classes=len(splits["test"].classes), crop=crop, resize=resize, mean=mean,
+                         std=std, augmentation=AUGMENTATIONS["resized_crop_flip"])   # Frankle A.2
+
+
+def _ood_folder(name: str, root: Path) -> DataSet:
+    """A test split of images labelled by the classes of the data set they are out of, viewed as its test images."""
+    folder, trained_on = _OOD_FOLDERS[name]
+    base, crop, resize, mean, std = _FOLDERS[trained_on]
+    classes = sources.class_folders(
+        name, root / base / "train", f"{name} labels its images by {trained_on}'s classes, the folder names of "
+                                     f"{root / base}/train/<class>/ (see data.get({trained_on!r}))")
+    test = sources.relabelled_folder(
+        name, root / folder, classes, f"extract imagenet-o.tar (Hendrycks et al., github.com/hendrycks/"
+                                      f"natural-adv-examples) into {root}, giving {root / folder}/<wnid>/<image>")
+    return FolderDataSet(name, {"test": test}, num_classes=len(classes), crop=crop, resize=resize, mean=mean, std=std)
 
 
 def balanced_batch(ds: DataSet, per_class: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -146,5 +146,30 @@ def image_folder(name: str, root: Path, folder: str, how: str) -> dict:
     return {"train": train, "test": test}
 
 
+def relabelled_folder(name: str, path: Path, classes: list[str], how: str):
+    """An ImageFolder at `path` (<class>/<image>) whose class folders are some of `classes`, each image labelled by
+    its folder's index in `classes`: ImageNet-O's 200 class folders are ImageNet wnids, labelled as ImageNet's."""
+    from torchvision.datasets import ImageFolder
+    if not path.is_dir():
+        raise DataNotFound(name, path, how)
+    folder = ImageFolder(str(path))
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(folder.classes) - set(index))
+    if unknown:
+        raise ValueError(f"{name}: class folders {unknown[:5]} of {path} are not among the {len(classes)} classes "
+                         f"they are labelled by")
+    folder.samples = [(file, index[folder.classes[t]]) for file, t in folder.samples]
+    folder.imgs, folder.targets = folder.samples, [t for _, t in folder.samples]
+    folder.classes, folder.class_to_idx = list(classes), index
+    return folder
+
+
+def class_folders(name: str, path: Path, how: str) -> list[str]:
+    """The sorted class folder names under `path`: the labels ImageFolder gives them."""
+    if not path.is_dir():
+        raise DataNotFound(name, path, how)
+    return sorted(entry.name for entry in os.scandir(path) if entry.is_dir())
+
+
 def default_root() -> Path:
     return Path(os.environ.get("RAYSWEEP_DATA") or Path.home() / ".raysweep" / "data")

@@ -40,13 +40,54 @@ def random_rotate(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Training augmentation of an in-memory data set, drawn independently per example."""
+    """Training augmentation, drawn independently per example: crop (image-folder data sets), rotate, shift, flip."""
     shift: int = 0         # random shifts by up to this many pixels in each direction (Frankle A.2)
     flip: bool = False     # random left-right flips
     rotate: float = 0.0    # random rotations by up to this many degrees (Vysogorets A, MNIST)
+    crop: str = "center"   # image files only: "center" (resize, centre crop: the test view), "random" (resize, a
+    #                        random crop of the input size) or "resized" (a random-resized crop, Frankle A.2)
+
+    def __post_init__(self):
+        if self.crop not in CROPS:
+            raise ValueError(f"crop must be one of {CROPS}, got {self.crop!r}")
 
     def __bool__(self) -> bool:
-        return bool(self.shift or self.flip or self.rotate)
+        return bool(self.shift or self.flip or self.rotate or self.crop != "center")
+
+
+CROPS = ("center", "random", "resized")
+
+# The papers' augmentations by name, so that a training preset can choose one whatever its data set's default
+# (TrainHparams.augment); the name is then part of every trial id.
+AUGMENTATIONS = {
+    "none": Augmentation(),
+    # Frankle A.2 (CIFAR-10); Vysogorets & Kempe A: "shifts by at most 4 pixels in any direction and horizontal flips
+    # (CIFAR-10, CIFAR-100, and TinyImageNet)"
+    "shift4_flip": Augmentation(shift=4, flip=True),
+    # Vysogorets & Kempe A: "rotations by up to 4 degrees (MNIST)"
+    "rotate4": Augmentation(rotate=4.0),
+    # Vysogorets & Kempe A: "random 224 x 224 crops and horizontal flips (ImageNet)", read as crops of the input size
+    # from the image resized as for testing
+    "random_crop_flip": Augmentation(crop="random", flip=True),
+    # Frankle A.2 (TinyImageNet, ImageNet): "a patch with a random aspect ratio between 0.8 and 1.25 and a random
+    # scale between 0.1 and 1", cropped to the input size, and random horizontal flips
+    "resized_crop_flip": Augmentation(crop="resized", flip=True),
+}
+
+
+def augmentations() -> list[str]:
+    return sorted(AUGMENTATIONS)
+
+
+def augmentation(augment, default: Augmentation) -> Augmentation:
+    """The augmentation a loader applies: True the data set's `default`, False none, a name of AUGMENTATIONS that one."""
+    if augment is True:
+        return default
+    if augment is False or augment is None:
+        return AUGMENTATIONS["none"]
+    if isinstance(augment, str) and augment in AUGMENTATIONS:
+        return AUGMENTATIONS[augment]
+    raise ValueError(f"augment must be True, False or one of {sorted(AUGMENTATIONS)}, got {augment!r}")
 
 
 def normaliser(mean, std, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,8 @@ class TrainHparams:
     lr_drops: tuple = _f(("80ep", "120ep"), "steps ('Nep'/'Nit') at which the learning rate is multiplied by gamma")
     gamma: float = _f(0.1, "learning-rate multiplier applied at each drop")
     warmup_steps: str = _f("0it", "linear learning-rate warmup from 0 over this many steps ('Nep'/'Nit')")
-    augment: bool = _f(True, "apply the data set's training augmentation (Frankle A.2)")
+    augment: bool | str = _f(True, "training augmentation: True (the data set's own, Frankle A.2), False (none) or "
+                                   "a name of raysweep.data.augmentations() (a paper's own choice)")
     rewind_step: str = _f("0it", "the paper's lottery-ticket rewinding point ('Nep'/'Nit'); dense runs save it")
     amp: bool = _f(True, "mixed precision on CUDA devices (ignored on CPU)")
     eval_batch_size: int = _f(1000, "batch size of evaluation passes")
@@ -32,6 +33,8 @@ class TrainHparams:
             raise ValueError(f"invalid lr={self.lr}, weight_decay={self.weight_decay} or momentum={self.momentum}")
         if isinstance(self.lr_drops, list):
             object.__setattr__(self, "lr_drops", tuple(self.lr_drops))
+        from ..data.tensor_pipeline import augmentation
+        augmentation(self.augment, None)   # raises on an unknown name
         from .schedule import parse_steps
         for v in (self.training_steps, self.warmup_steps, self.rewind_step, *self.lr_drops):
             parse_steps(v, steps_per_epoch=1)
