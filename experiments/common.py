@@ -158,11 +158,12 @@ def feasible(model: str, input_shape, quota: str, sparsities, num_classes: int =
     return ok
 
 
-def quota_grids(model: str, input_shape, methods, quotas, sparsities, **grid) -> list[sweep.Grid]:
-    """One Grid per quota over the sparsities where that quota exists for `model`."""
+def quota_grids(model: str, input_shape, methods, quotas, sparsities, num_classes: int = 10,
+                **grid) -> list[sweep.Grid]:
+    """One Grid per quota over the sparsities where that quota exists for `model` (with `num_classes` outputs)."""
     out = []
     for q in quotas:
-        ok = feasible(model, input_shape, q, sparsities)
+        ok = feasible(model, input_shape, q, sparsities, num_classes)
         if ok:
             out.append(sweep.Grid(methods=list(methods), quotas=[q], sparsities=ok, **grid))
     return out
@@ -178,10 +179,10 @@ def lines(frame: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
 
 def plot_panels(panels: dict[str, pd.DataFrame], path, x: str, y: str, *, xlabel: str, ylabel: str,
                 logx=False, logy=False, scale: float = 1.0, styles: dict | None = None, reference: str = "dense",
-                diagonal=False, ncols: int | None = None) -> None:
+                diagonal=False, ncols: int | None = None, by: str = "sparsity") -> None:
     """One panel per title (rows with a 'line' column): each line is the mean of `y` over seeds against the mean
-    of `x`, one point per target sparsity, with a min-max band over seeds; the `reference` line (the dense
-    network) is horizontal; `diagonal` draws y = x."""
+    of `x`, one point per value of `by` (the target sparsity), with a min-max band over seeds; the `reference` line
+    (the dense network) is horizontal; `diagonal` draws y = x."""
     import matplotlib.pyplot as plt   # plots set the Agg backend on import
 
     ncols = ncols or min(len(panels), 3)
@@ -194,11 +195,11 @@ def plot_panels(panels: dict[str, pd.DataFrame], path, x: str, y: str, *, xlabel
             if line == reference:
                 ax.axhline(scale * rows[y].mean(), color="tab:gray", ls="--", label=line)
                 continue
-            stats = rows.groupby("sparsity").agg(x=(x, "mean"), mean=(y, "mean"), lo=(y, "min"), hi=(y, "max"))
-            stats = stats.sort_values("x")
-            drawn = ax.plot(stats["x"], scale * stats["mean"], marker="o", ms=3, label=line,
+            stats = rows.groupby(by).agg(at=(x, "mean"), mean=(y, "mean"), lo=(y, "min"), hi=(y, "max"))
+            stats = stats.sort_values("at")
+            drawn = ax.plot(stats["at"], scale * stats["mean"], marker="o", ms=3, label=line,
                             **(styles or {}).get(line, {}))
-            ax.fill_between(stats["x"], scale * stats["lo"], scale * stats["hi"], color=drawn[0].get_color(),
+            ax.fill_between(stats["at"], scale * stats["lo"], scale * stats["hi"], color=drawn[0].get_color(),
                             alpha=0.15)
         if diagonal:
             lo, hi = ax.get_xlim()

@@ -21,7 +21,7 @@ GRIDS = [sweep.Grid(methods=ORIGINAL),
          sweep.Grid(methods=["random"], quotas=[f"ratio:{m}" for m in ORIGINAL])]
 
 
-def grids(model, shape, sparsities) -> list[sweep.Grid]:
+def grids(model, shape, classes, sparsities) -> list[sweep.Grid]:
     return GRIDS
 
 
@@ -30,7 +30,7 @@ NAMES = {f"random [ratio:{m}]": f"random ({fig3.NAMES[m]} quotas)" for m in ORIG
 
 def main(argv=None) -> pd.DataFrame:
     panels, out = fig3.run(SCRIPT, __doc__, argv, grids,
-                           names=NAMES, paper=("lenet_300_100", "cifar_vgg_19", "tiny_resnet_18",
+                           names=NAMES, paper=("lenet_300_100_bn", "cifar_vgg_19", "tiny_resnet_18",
                                                "imagenet_resnet_50"))
     original = {random: fig3.NAMES[method] for method in ORIGINAL for random in [NAMES[f"random [ratio:{method}]"]]}
     pruned = {line for frame in panels.values() for line in frame["line"] if line != "dense"}

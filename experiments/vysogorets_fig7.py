@@ -1,6 +1,7 @@
 """Vysogorets & Kempe (2023), Figure 7: layerwise direct compression quotas of SynFlow, IGQ (here under random
 pruning) and LAMP, against the network's overall compression; one line per layer, labelled with its share of the
-weights. A curve ends where its layer is removed entirely (the network disconnects).
+weights. A curve ends where its layer is removed entirely (the network disconnects). Masks only: the structure
+studies (vysogorets_fig3.structure_studies), nothing retrained.
 
     python experiments/vysogorets_fig7.py                  # embedded: LeNet-300-100 on digits
     python experiments/vysogorets_fig7.py --preset paper   # LeNet-5 and VGG-16 on CIFAR-10; Appendix A
@@ -15,10 +16,10 @@ import vysogorets_fig3 as fig3
 from raysweep import models, pruning, sweep
 
 SCRIPT = "vysogorets_fig7"
-GRIDS = [sweep.Grid(methods=["synflow"]), sweep.Grid(methods=["random"], quotas=["igq"]), fig3.LAMP]
+GRIDS = [sweep.Grid(methods=["synflow"]), sweep.Grid(methods=["random"], quotas=["igq"]), fig3.LAMP_MASK]
 
 
-def grids(model, shape, sparsities) -> list[sweep.Grid]:
+def grids(model, shape, classes, sparsities) -> list[sweep.Grid]:
     return GRIDS
 
 
@@ -49,8 +50,7 @@ def per_layer(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def main(argv=None) -> pd.DataFrame:
-    panels, out = fig3.run(SCRIPT, __doc__, argv, grids,
-                           paper=("lenet_5", "cifar_vgg_16"))
+    panels, out = fig3.run(SCRIPT, __doc__, argv, grids, structure=True, paper=("lenet_5_bn", "cifar_vgg_16"))
     layers = per_layer(pd.concat(panels.values(), ignore_index=True))
     out.parquet(pd.concat(layers.values(), ignore_index=True), "layer_quotas.parquet")
     where = out.figure(lambda path: common.plot_panels(

@@ -61,21 +61,23 @@ _PRESETS = {
     # Appendix B's text uses t=6000; the A.3 table lists 6255 (5 epochs of 1251 iterations).
     "frankle_imagenet_resnet50": _p(batch_size=1024, lr=0.4, weight_decay=1e-4, training_steps="90ep",
                                     lr_drops=("30ep", "60ep", "80ep"), rewind_step="6000it"),
-    # Vysogorets & Kempe, Appendix A Table 1 (SGD momentum 0.9, 10x drops).
+    # Vysogorets & Kempe, Appendix A Table 1 (SGD momentum 0.9, 10x drops). Augmentation (Appendix A): "shifts by at
+    # most 4 pixels in any direction and horizontal flips (CIFAR-10, CIFAR-100, and TinyImageNet), (ii) rotations by
+    # up to 4 degrees (MNIST), and (iii) random 224 x 224 crops and horizontal flips (ImageNet)".
     "vysogorets_mnist_lenet300": _p(batch_size=100, lr=0.1, weight_decay=5e-4, training_steps="160ep",
-                                    lr_drops=("41ep", "83ep", "125ep")),
+                                    lr_drops=("41ep", "83ep", "125ep"), augment="rotate4"),
     "vysogorets_cifar_lenet5": _p(batch_size=128, lr=0.1, weight_decay=5e-4, training_steps="307ep",
-                                  lr_drops=("76ep", "153ep", "230ep")),
+                                  lr_drops=("76ep", "153ep", "230ep"), augment="shift4_flip"),
     "vysogorets_cifar_vgg16": _p(batch_size=128, lr=0.1, weight_decay=1e-4, training_steps="160ep",
-                                 lr_drops=("80ep", "120ep")),
+                                 lr_drops=("80ep", "120ep"), augment="shift4_flip"),
     "vysogorets_cifar100_vgg19": _p(batch_size=128, lr=0.1, weight_decay=5e-4, training_steps="160ep",
-                                    lr_drops=("80ep", "120ep")),
+                                    lr_drops=("80ep", "120ep"), augment="shift4_flip"),
     "vysogorets_tinyimagenet_resnet18": _p(batch_size=256, lr=0.2, weight_decay=1e-4, training_steps="200ep",
-                                           lr_drops=("100ep", "150ep")),
+                                           lr_drops=("100ep", "150ep"), augment="shift4_flip"),
     "vysogorets_imagenet_resnet50": _p(batch_size=512, lr=0.4, weight_decay=1e-4, training_steps="90ep",
-                                       lr_drops=("30ep", "60ep", "80ep")),
+                                       lr_drops=("30ep", "60ep", "80ep"), augment="random_crop_flip"),
     "vysogorets_imagenet_mobilenetv2": _p(batch_size=512, lr=0.4, weight_decay=1e-4, training_steps="90ep",
-                                          lr_drops=("30ep", "60ep", "80ep")),
+                                          lr_drops=("30ep", "60ep", "80ep"), augment="random_crop_flip"),
     # Liu et al. 2022, Table 1: CIFAR-10/100 ResNets and VGGs (dense and sparse alike), ImageNet (Wide) ResNets
     # with batch 192 x 4 GPUs.
     "liu_cifar": _p(batch_size=128, lr=0.1, weight_decay=5e-4, training_steps="160ep", lr_drops=("80ep", "120ep")),
