@@ -132,7 +132,7 @@ def dense_weights(job: dict, ds, hp: training.TrainHparams, seed: int) -> dict:
                               init=job["init"], bn_init=job["bn_init"])
         training.train(model, ds, hp, None, seed=seed, eval_split="val")
         atomic_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
-    return torch.load(path, map_location="cpu")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def tune_trainable(config: dict, job: dict) -> None:
