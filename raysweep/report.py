@@ -175,7 +175,7 @@ def section(storage: Storage, parts: tuple[str, ...], kind: str, published: pd.D
         out += [f"`{text}`:", "", "```", storage.read_bytes(*parts, text).decode().rstrip(), "```", ""]
     for figure in (f for f in files if f.endswith(".png")):
         figures.append("/".join([*parts, figure]))
-        out += [f"![{figure[:-len('.png')]}]({figure_dir}{figures[-1]})", ""]
+        out += [f"![{figure.removesuffix('.png')}]({figure_dir}{figures[-1]})", ""]
     rows = results.load(_uri(storage, *parts)) if kind == "study" else \
         pq.read_table(io.BytesIO(storage.read_bytes(*parts, results.CONSOLIDATED))).to_pandas()
     frame = finished(rows)
