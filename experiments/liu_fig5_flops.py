@@ -1,6 +1,7 @@
 """Liu et al. (2022), Figure 5 (its FLOPs axis): test accuracy, FGSM robust accuracy, ECE and NLL of randomly
-pruned networks with SNIP ratios against the FLOPs of one forward pass of the masked network (torch's flop counter,
-zeros of the masks removed), one line per architecture over sparsities, the dense networks as single points.
+pruned networks with SNIP ratios against the cost of one forward pass of the masked network in multiply-adds (MACs:
+torch's flop counter halved, zeros of the masks removed; 1 MAC = 2 FLOPs in torch's count), one line per
+architecture over sparsities, the dense networks as single points.
 
     python experiments/liu_fig5_flops.py                  # embedded: ResNets of width 2 and 4 on the digits 0-4
     python experiments/liu_fig5_flops.py --preset paper   # ResNet-18, 34, 50, 101 (SNIP ratios) and Wide
@@ -15,7 +16,7 @@ import pandas as pd
 
 import common
 import liu_fig1_2 as liu
-from raysweep import sweep
+from raysweep import metrics, sweep
 
 SCRIPT = "liu_fig5_flops"
 PAPER_MODELS = ["imagenet_resnet_18", "imagenet_resnet_34", "imagenet_resnet_50", "imagenet_resnet_101",
@@ -61,12 +62,14 @@ def main(argv=None) -> pd.DataFrame:
         panels, out = liu.run(SCRIPT, __doc__, argv, lambda preset: liu.WIDTH[preset] or liu.DEPTH[preset],
                               transform=by_architecture, grids=[SNIP_RATIO])
         frame = pd.concat(panels.values(), ignore_index=True)
-    unit, power = ("10^9", 1e9) if frame["flops_sparse"].max() >= 1e9 else ("10^6", 1e6)
-    frame = frame.assign(flops=frame["flops_sparse"] / power)
+    frame = metrics.with_macs(frame)   # rows of earlier runs hold flops_sparse (2 per multiply-add)
+    unit, power = ("10^9", 1e9) if frame["macs_sparse"].max() >= 1e9 else ("10^6", 1e6)
+    frame = frame.assign(macs=frame["macs_sparse"] / power)
     where = out.figure(lambda path: common.plot_panels(
-        {FIGURES[v][0]: frame.assign(value=FIGURES[v][1] * frame[v]) for v in FIGURES}, path, "flops", "value",
-        xlabel=f"FLOPs per example ({unit})", ylabel="", reference="none", ncols=2), f"{SCRIPT}.png")
-    print("\n" + common.table(frame, "flops_sparse").to_string())
+        {FIGURES[v][0]: frame.assign(value=FIGURES[v][1] * frame[v]) for v in FIGURES}, path, "macs", "value",
+        xlabel=f"multiply-adds (MACs) per example ({unit}; FLOPs = 2 x MACs)", ylabel="", reference="none",
+        ncols=2), f"{SCRIPT}.png")
+    print("\n" + common.table(frame, "macs_sparse").to_string())
     print("\n" + common.table(frame, "accuracy").to_string())
     print(f"\nwrote {out.storage.path(SCRIPT, 'results.parquet')} and {where}")
     return frame

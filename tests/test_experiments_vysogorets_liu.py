@@ -148,9 +148,9 @@ def test_liu_fig1_2_accuracy_and_every_metric_per_trial(outputs):
         assert df[column].between(0, 1).all(), column
     assert (df["nll"] > 0).all()
     dense = df[df["line"] == "dense"].iloc[0]
-    assert dense["sparsity_direct"] == 0 and dense["flops_sparse"] == dense["flops_dense"]
+    assert dense["sparsity_direct"] == 0 and dense["macs_sparse"] == dense["macs_dense"]
     pruned = df[df["line"] != "dense"]
-    assert (pruned["flops_sparse"] < pruned["flops_dense"]).all()
+    assert (pruned["macs_sparse"] < pruned["macs_dense"]).all()
 
 
 def test_liu_metric_figures_read_the_shared_study(outputs):
@@ -170,7 +170,7 @@ def test_liu_fig5_accuracy_against_flops(outputs):
     frame, _ = outputs["liu_fig5_flops"]
     saved(outputs, "liu_fig5_flops")
     assert set(frame["line"]) == {"Dense cifar_resnet_8_4", "SNIP ratio cifar_resnet_8_4"}
-    assert np.allclose(frame["flops"], frame["flops_sparse"] / 1e6)
+    assert np.allclose(frame["macs"], frame["macs_sparse"] / 1e6)
     sparse = frame[frame["sparsity"] > 0]
     assert (sparse["quota"] == "ratio:snip").all()
-    assert sparse["flops"].max() < frame.loc[frame["sparsity"] == 0, "flops"].min()
+    assert sparse["macs"].max() < frame.loc[frame["sparsity"] == 0, "macs"].min()

@@ -132,7 +132,7 @@ def dense_weights(job: dict, ds, hp: training.TrainHparams, seed: int) -> dict:
                               init=job["init"], bn_init=job["bn_init"])
         training.train(model, ds, hp, None, seed=seed, eval_split="val")
         atomic_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
-    return load(path)
+    return load(path)   # torch.load(weights_only=True), checksum verified
 
 
 def tune_trainable(config: dict, job: dict) -> None:
