@@ -1,7 +1,8 @@
 """Liu et al. (2022), Figure 5: "Summary of evaluation on ImageNet": test accuracy against the parameter count
-(#Param: the weights a network keeps plus its biases and BatchNorm parameters) and, against the FLOPs of one
-forward pass of the masked network (torch's flop counter, zeros of the masks removed), test accuracy, FGSM robust
-accuracy, OoD ROC-AUC on ImageNet-O, ECE and NLL; one line per architecture over sparsities 0.7, 0.5, 0.3 (SNIP
+(#Param: the weights a network keeps plus its biases and BatchNorm parameters) and, against the cost of one forward
+pass of the masked network in multiply-adds (the paper's "#FLOPs": dense ResNet-50 at 4.1 x 10^9; MACs: torch's flop
+counter halved, zeros of the masks removed), test accuracy, FGSM robust accuracy, OoD ROC-AUC on ImageNet-O, ECE and
+NLL; one line per architecture over sparsities 0.7, 0.5, 0.3 (SNIP
 ratios; SNIP and ERK+ for Wide ResNet-50: "We choose SNIP and ERK+ sparsity ratios for Wide ResNet-50, and SNIP ratios
 for the rest of the architectures. The sparsity of randomly pruned subnetworks is set as [0.7, 0.5, 0.3]"), the dense
 networks as single points.
@@ -24,7 +25,7 @@ import pandas as pd
 
 import common
 import liu_fig1_2 as liu
-from raysweep import sweep
+from raysweep import metrics, sweep
 
 SCRIPT = "liu_fig5"
 PAPER_MODELS = ["imagenet_resnet_18", "imagenet_resnet_34", "imagenet_resnet_50", "imagenet_resnet_101",
@@ -97,19 +98,19 @@ def main(argv=None) -> pd.DataFrame:
         panels, out = liu.run(SCRIPT, __doc__, argv, lambda preset: liu.WIDTH[preset] or liu.DEPTH[preset],
                               transform=by_architecture, grids=[SNIP_RATIO])
         frame = pd.concat(panels.values(), ignore_index=True)
-    frame = with_parameters(frame)
+    frame = with_parameters(metrics.with_macs(frame))   # rows of earlier runs hold flops_sparse (2 per multiply-add)
     ood = [c for c in frame.columns if c.startswith("ood_auroc_")]
     frame = frame.assign(ood_auroc=frame[ood[0]] if ood else float("nan"))
     out.parquet(frame)
-    unit, power = ("10^9", 1e9) if frame["flops_sparse"].max() >= 1e9 else ("10^6", 1e6)
-    frame = frame.assign(flops=frame["flops_sparse"] / power, params_m=frame["params"] / 1e6)
+    unit, power = ("10^9", 1e9) if frame["macs_sparse"].max() >= 1e9 else ("10^6", 1e6)
+    frame = frame.assign(macs=frame["macs_sparse"] / power, params_m=frame["params"] / 1e6)
     drawn = {"Accuracy (#Param)": frame.assign(x=frame["params_m"], value=100 * frame["accuracy"])}
-    drawn.update({f"{FIGURES[v][0]} (#FLOPs)": frame.assign(x=frame["flops"], value=FIGURES[v][1] * frame[v])
+    drawn.update({f"{FIGURES[v][0]} (#FLOPs)": frame.assign(x=frame["macs"], value=FIGURES[v][1] * frame[v])
                   for v in FIGURES})
     where = out.figure(lambda path: common.plot_panels(
-        drawn, path, "x", "value", xlabel=f"#Param (10^6) / FLOPs per example ({unit})", ylabel="", reference="none",
-        ncols=3), f"{SCRIPT}.png")
-    for column in ("params", "flops_sparse", "accuracy"):
+        drawn, path, "x", "value", xlabel=f"#Param (10^6) / multiply-adds (MACs) per example ({unit}; FLOPs = 2 x "
+                                          f"MACs)", ylabel="", reference="none", ncols=3), f"{SCRIPT}.png")
+    for column in ("params", "macs_sparse", "accuracy"):
         print("\n" + common.table(frame, column).to_string())
     print(f"\nwrote {out.storage.path(SCRIPT, 'results.parquet')} and {where}")
     return frame

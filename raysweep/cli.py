@@ -1,83 +1,198 @@
-"""Command line: raysweep run SPEC.yaml | status DIR | plot DIR | search SPEC.yaml | report DIR."""
+"""Command line: raysweep run SPEC.yaml | status DIR | plot DIR | search SPEC.yaml | report DIR | schema.
+
+Modules are imported inside the commands that use them, so `--help`, `--version` and spec errors answer without
+loading torch or Ray. Exit codes: 0 done, 1 some trials failed (or the study is busy), 2 a bad spec or a study the
+cluster cannot run, 130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
-import yaml
-
-from . import plots, results, sweep
-from .quotasearch.cli import main as quotasearch_main
-from .report import main as report_main
-from .storage import Storage
+EXIT_FAILED, EXIT_BAD_SPEC, EXIT_INTERRUPTED = 1, 2, 130
 
 
-def _spec_of(study_dir: str) -> sweep.StudySpec:
-    parent, _, name = study_dir.rstrip("/").rpartition("/")
-    storage = Storage(parent or ".")
-    if not storage.exists(name, "spec.yaml"):
-        raise SystemExit(f"{study_dir} has no spec.yaml: is it a study directory written by 'raysweep run'?")
-    return sweep.StudySpec.from_dict(yaml.safe_load(storage.read_bytes(name, "spec.yaml")))
+def _problems(lines: list[str]) -> int:
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    return EXIT_BAD_SPEC
+
+
+def _load_spec(args):
+    from .sweep.spec import StudySpec
+    spec = StudySpec.from_yaml(args.spec)
+    return spec.replace(storage=args.storage) if args.storage else spec
+
+
+def _verbosity(args) -> int:
+    return 0 if args.quiet else 2 if args.verbose else 1
 
 
 def run(args) -> int:
-    spec = sweep.StudySpec.from_yaml(args.spec)
-    if args.storage:
-        spec = spec.replace(storage=args.storage)
-    outcome = sweep.run_study(spec, address=args.address)
-    print(f"\n{outcome.ran} trials run, {outcome.skipped} already done, {outcome.failed} failed, "
-          f"{outcome.dense_trainings} dense trainings; results in {outcome.path}")
-    print(plots.summary(outcome.frame).to_string())
-    return 1 if outcome.failed else 0
+    from . import sweep
+    try:
+        spec = _load_spec(args)
+        if args.dry_run:
+            return dry_run(spec, args)
+        outcome = sweep.run_study(spec, address=args.address, verbose=_verbosity(args), wait=args.wait)
+    except sweep.SpecError as e:
+        return _problems(e.problems)
+    except sweep.ResourceError as e:
+        return _problems([str(e)])
+    except sweep.LeaseHeld as e:
+        print(f"error: {e}; run again when it is done, or with --wait to wait for it", file=sys.stderr)
+        return EXIT_FAILED
+    except sweep.StudyInterrupted as e:
+        _summary(e.run, args, interrupted=True)
+        return EXIT_INTERRUPTED
+    _summary(outcome, args)
+    return EXIT_FAILED if outcome.failed else 0
+
+
+def _summary(outcome, args, interrupted: bool = False) -> None:
+    from . import plots
+    head = "interrupted: " if interrupted else ""
+    print(f"\n{head}{outcome.ran} trials finished in this run, {outcome.skipped} already done, {outcome.failed} "
+          f"failed, {outcome.missing} missing, {outcome.dense_trainings} dense trainings; results in {outcome.path}")
+    if len(outcome.frame) and not args.quiet:
+        print(plots.summary(outcome.frame).to_string())
+
+
+def dry_run(spec, args) -> int:
+    """Validate, expand the grid and count, without Ray, without writing anything."""
+    from . import sweep
+    planned = sweep.plan(spec)
+    problems = sweep.preflight(spec, planned.trials, args.address)
+    dense = {t.dense_id for t in planned.todo if t.needs_dense}
+    print(f"study {spec.name} in {sweep.study_path(spec)}: {len(planned.trials)} trials, {planned.done} done, "
+          f"{len(planned.todo)} would run (needing {len(dense)} dense run(s)), {planned.stale} stale row(s) on disk")
+    return _problems(problems) if problems else 0
+
+
+def _open(path: str):
+    """(storage of the parent, the directory's name) of a local path or URI."""
+    from .storage import Storage
+    parent, _, name = path.rstrip("/").rpartition("/")
+    if not name:
+        raise SystemExit(f"error: {path!r} names no directory")
+    return Storage(parent or "."), name
+
+
+def _studies(path: str) -> list[tuple]:
+    """The studies a directory stands for: itself (a study directory) or those whose rows a script's output holds."""
+    from . import results
+    storage, name = _open(path)
+    if storage.exists(name, results.ROWS) or storage.exists(name, "spec.yaml"):
+        return [(storage, name)]
+    if storage.exists(name, results.CONSOLIDATED):
+        frame = results.load(path)
+        return [(storage, study) for study in dict.fromkeys(frame["study"].dropna())
+                if storage.exists(study, results.ROWS)]
+    raise SystemExit(f"error: {path} is neither a study directory (trials/) nor a script's output "
+                     f"({results.CONSOLIDATED})")
 
 
 def status(args) -> int:
-    spec = _spec_of(args.dir)
-    trials = {t.trial_id for t in sweep.expand(spec)}
-    df = results.load(args.dir)
-    counts = df[df["trial_id"].isin(trials)]["status"].value_counts().to_dict()
-    missing = len(trials - set(df["trial_id"]))
-    print(f"study {spec.name}: {len(trials)} trials")
-    for state in ("completed", "diverged", "failed"):
-        print(f"  {state:<10}{counts.get(state, 0)}")
-    print(f"  {'missing':<10}{missing}")
+    import pandas as pd
+
+    from . import results
+    from .sweep.errors import one_line
+    for storage, name in _studies(args.dir):
+        ids = results.current_ids(storage, name)
+        rows = results.scan(storage, name).rows
+        now, stale = results.split_stale(rows, ids)
+        total = len(ids) if ids is not None else len(now)
+        counts = now["status"].value_counts().to_dict()
+        print(f"study {name} ({storage.path(name)}): {total} trials")
+        for state in ("completed", "diverged", "failed"):
+            print(f"  {state:<10}{counts.get(state, 0)}")
+        print(f"  {'missing':<10}{total - len(now) if ids is not None else 0}")
+        if len(stale):
+            print(f"  {'stale':<10}{len(stale)} row(s) of trials the current spec no longer has (kept on disk)")
+        failed = now[now["status"] == "failed"]
+        for _, row in failed.iterrows():
+            what = " ".join(f"{k}={row[k]}" for k in ("method", "sparsity", "seed", "ablation", "quota", "prune_at",
+                                                      "target") if k in row and not pd.isna(row[k]))
+            print(f"  failed {row['trial_id']} {what}: {one_line(row.get('error'))}")
     return 0
 
 
 def plot(args) -> int:
-    df = results.load(args.dir)
-    out = args.out or f"{args.dir.rstrip('/')}/accuracy.png"
-    plots.accuracy_vs_sparsity({args.dir.rstrip("/").rpartition("/")[2]: df}, out)
-    print(plots.summary(df).to_string())
+    import tempfile
+    from pathlib import Path
+
+    from . import plots, results
+    frame = results.load(args.dir, include_stale=args.include_stale)
+    storage, name = _open(args.dir)
+    out = args.out or storage.path(name, "accuracy.png")
+    panels = ({str(k): v for k, v in frame.groupby("panel", sort=False)} if "panel" in frame
+              else {f"{m} ({d})": v for (m, d), v in frame.groupby(["model", "data"], sort=False)})
+    if "://" in out:
+        target_storage, target = _open(out)
+        with tempfile.TemporaryDirectory() as scratch:
+            local = Path(scratch) / target
+            plots.accuracy_vs_sparsity(panels, local)
+            target_storage.write_bytes(local.read_bytes(), target)
+    else:
+        plots.accuracy_vs_sparsity(panels, out)
+    print(plots.summary(frame).to_string())
     print(f"wrote {out}")
     return 0
 
 
+def schema(args) -> int:
+    import json
+    if args.kind == "study":
+        from .sweep.spec import StudySpec as Spec
+    else:
+        from .quotasearch.spec import SearchSpec as Spec
+    print(json.dumps(Spec.model_json_schema(), indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
+    from . import __version__
     argv = sys.argv[1:] if argv is None else list(argv)
+    logging.basicConfig(format="%(levelname)s: %(message)s")
     if argv[:1] == ["search"]:   # these have their own parsers, options included
+        from .quotasearch.cli import main as quotasearch_main
         return quotasearch_main(argv[1:])
     if argv[:1] == ["report"]:
+        from .report import main as report_main
         report_main(argv[1:])
         return 0
     parser = argparse.ArgumentParser(prog="raysweep", description="Distributed sweeps for pruning at initialization")
+    parser.add_argument("--version", action="version", version=f"raysweep {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("run", help="run (or resume) every missing trial of a study spec")
-    p.add_argument("spec", help="study YAML (fields: see raysweep.sweep.StudySpec)")
+    p.add_argument("spec", help="study YAML (fields: raysweep schema study, or raysweep.sweep.StudySpec)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or local)")
     p.add_argument("--storage", default=None, help="override the spec's storage")
+    p.add_argument("--dry-run", action="store_true", help="check the spec and count the trials that exist, are "
+                                                          "done and would run; start nothing")
+    p.add_argument("--wait", action="store_true", help="if another driver runs this study now, wait for it "
+                                                       "(default: refuse)")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("--verbose", action="store_true", help="Ray Tune's progress tables")
+    loud.add_argument("--quiet", action="store_true", help="nothing but the final summary line")
     p.set_defaults(fn=run)
-    p = commands.add_parser("status", help="finished, failed and missing trials of a study directory")
-    p.add_argument("dir")
+    p = commands.add_parser("status", help="finished, failed, missing and stale trials of a study directory, or of "
+                                           "the studies behind a script's output directory")
+    p.add_argument("dir", help="local path or URI")
     p.set_defaults(fn=status)
-    p = commands.add_parser("plot", help="accuracy against sparsity of a study directory")
-    p.add_argument("dir")
-    p.add_argument("--out", default=None, help="PNG path (default DIR/accuracy.png)")
+    p = commands.add_parser("plot", help="accuracy against sparsity of a study or script output directory")
+    p.add_argument("dir", help="local path or URI")
+    p.add_argument("--out", default=None, help="PNG path or URI (default DIR/accuracy.png)")
+    p.add_argument("--include-stale", action="store_true", help="also rows of trials the current spec lacks")
     p.set_defaults(fn=plot)
     commands.add_parser("search", help="run or resume a quota search (raysweep.quotasearch.SearchSpec YAML)")
     commands.add_parser("report", help="one Markdown page of a storage directory's figures, tables, published "
                                        "numbers and cost")
+    p = commands.add_parser("schema", help="the JSON Schema of a spec file, for editors")
+    p.add_argument("kind", choices=("study", "search"), nargs="?", default="study")
+    p.set_defaults(fn=schema)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -1,4 +1,6 @@
-"""`raysweep report DIR`: one Markdown page (DIR/report.md) for a storage directory of studies and script outputs.
+"""`raysweep report DIR`: one Markdown page (DIR/report.md) for a storage directory of studies and script outputs,
+for one script's output directory (e.g. runs/fig4) or for one study directory. DIR is a local path or a URI
+(file://, s3://, gs://: any file system pyarrow knows).
 
 For every script's directory (<script>/results.parquet with its figures): the figures, then per panel a table of
 mean ± std (n seeds) of the test accuracy and of every further metric the rows hold, lines x sparsities; the
@@ -6,27 +8,35 @@ paper's published numbers beside the reproduced ones wherever raysweep/published
 set, line and sparsity. Last, the grid's cost per study (<study>/spec.yaml with trials/): trials by status and
 the CPU-hours and GPU-hours they held (wall time x workers x CPUs or GPUs per worker).
 
+The page links each figure where it lies when the page is written into DIR; written anywhere else (--output), the
+page takes its figures along into <page name>_figures/ beside it, so that its links resolve there too.
+
     raysweep report runs                 # or: python experiments/report.py runs
+    raysweep report runs/fig4 --output /tmp/fig4/report.md
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import math
-import os
-import uuid
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import yaml
 
 from . import plots, results
+from .storage import Storage
 
 PUBLISHED = Path(__file__).resolve().parent / "published"
 # Further columns of a row worth a table when present: (column or prefix, heading, scale to print).
 METRICS = [("compression_effective", "effective compression", 1),
            ("ece", "ECE", 1), ("nll", "NLL", 1), ("fgsm_accuracy", "FGSM robust accuracy (%)", 100),
-           ("ood_auroc_", "OoD ROC-AUC", 1), ("flops_sparse", "FLOPs per example (sparse)", 1),
+           ("ood_auroc_", "OoD ROC-AUC", 1), ("macs_sparse", "multiply-adds (MACs) per example (sparse)", 1),
+           # rows written before the column named its unit: torch's count, 2 FLOPs per multiply-add
+           ("flops_sparse", "FLOPs per example (sparse; 2 per multiply-add)", 1),
            ("active_grad_norm", "active gradient norm", 1)]
 SPARSITY_TOLERANCE = 5e-4   # published sparsities are printed to 0.1%; the grids run the exact values
 
@@ -121,30 +131,56 @@ def beside_published(frame: pd.DataFrame, published: pd.DataFrame) -> pd.DataFra
         pd.DataFrame()
 
 
-def study_cost(directory: Path) -> dict:
-    """Trials by status and the CPU-/GPU-hours of a study: each row's wall time times the resources it held."""
-    with open(directory / "spec.yaml") as f:
-        spec = yaml.safe_load(f) or {}
-    frame = results.load(str(directory))
+def _uri(storage: Storage, *parts: str) -> str:
+    """The path or URI of a location below `storage`, as Storage() and results.load() take it."""
+    return "/".join([storage.uri.rstrip("/"), *parts])
+
+
+def _is_dir(storage: Storage, *parts: str) -> bool:
+    return storage.fs.get_file_info(storage.path(*parts)).type == pafs.FileType.Directory
+
+
+def _kind(storage: Storage, *parts: str) -> str | None:
+    """'study' (spec.yaml with trials/), 'script' (a script's results.parquet) or None."""
+    names = set(storage.list(*parts))
+    if "spec.yaml" in names and results.ROWS in names:
+        return "study"
+    return "script" if results.CONSOLIDATED in names and "spec.yaml" not in names else None
+
+
+def study_cost(storage: Storage, *parts: str) -> dict:
+    """Trials by status and the CPU-/GPU-hours of the study at `parts`: each row's wall time times the resources
+    it held."""
+    spec = yaml.safe_load(storage.read_bytes(*parts, "spec.yaml")) or {}
+    frame = results.load(_uri(storage, *parts))
     cpus, gpus = float(spec.get("cpus_per_worker", 1.0)), float(spec.get("gpus_per_worker", 0.0))
     held = frame.get("wall_time", pd.Series(0.0, index=frame.index)).fillna(0.0) * \
         frame.get("workers", pd.Series(1, index=frame.index)).fillna(1)
     on_gpu = frame.get("device", pd.Series("", index=frame.index)).fillna("").astype(str).str.startswith("cuda")
     counts = frame["status"].value_counts()
-    return {"study": directory.name, "trials": len(frame), "completed": int(counts.get("completed", 0)),
-            "diverged": int(counts.get("diverged", 0)), "failed": int(counts.get("failed", 0)),
-            "CPU-hours": float((held * cpus).sum() / 3600), "GPU-hours": float((held[on_gpu] * gpus).sum() / 3600)}
+    return {"study": _uri(storage, *parts).rsplit("/", 1)[-1], "trials": len(frame),
+            "completed": int(counts.get("completed", 0)), "diverged": int(counts.get("diverged", 0)),
+            "failed": int(counts.get("failed", 0)), "CPU-hours": float((held * cpus).sum() / 3600),
+            "GPU-hours": float((held[on_gpu] * gpus).sum() / 3600)}
 
 
-def script_section(directory: Path, root: Path, published: pd.DataFrame) -> list[str]:
-    out = [f"## {directory.name}", ""]
-    for text in sorted(directory.glob("*.txt")):
-        out += [f"`{text.name}`:", "", "```", text.read_text().rstrip(), "```", ""]
-    for figure in sorted(directory.glob("*.png")):
-        out += [f"![{figure.stem}]({figure.relative_to(root).as_posix()})", ""]
-    frame = finished(pd.read_parquet(directory / results.CONSOLIDATED))
+def section(storage: Storage, parts: tuple[str, ...], kind: str, published: pd.DataFrame,
+            figure_dir: str) -> tuple[list[str], list[str]]:
+    """The lines of one script's (or study's) section and the figures it shows (paths relative to the root);
+    each figure is linked as figure_dir + that path."""
+    name = _uri(storage, *parts).rsplit("/", 1)[-1]
+    out, figures = [f"## {name}", ""], []
+    files = storage.list(*parts)
+    for text in (f for f in files if f.endswith(".txt")):
+        out += [f"`{text}`:", "", "```", storage.read_bytes(*parts, text).decode().rstrip(), "```", ""]
+    for figure in (f for f in files if f.endswith(".png")):
+        figures.append("/".join([*parts, figure]))
+        out += [f"![{figure.removesuffix('.png')}]({figure_dir}{figures[-1]})", ""]
+    rows = results.load(_uri(storage, *parts)) if kind == "study" else \
+        pq.read_table(io.BytesIO(storage.read_bytes(*parts, results.CONSOLIDATED))).to_pandas()
+    frame = finished(rows)
     if frame.empty:
-        return out + ["No finished trials yet.", ""]
+        return out + ["No finished trials yet.", ""], figures
     for title, rows in panels(frame).items():
         out += [f"### {title}", "", "Test accuracy (%), mean ± std (seeds) per sparsity:", "",
                 _markdown(value_table(rows, "accuracy", 100)), ""]
@@ -153,26 +189,35 @@ def script_section(directory: Path, root: Path, published: pd.DataFrame) -> list
     matched = beside_published(frame, published)
     if not matched.empty:
         out += ["### Published beside reproduced", "", _markdown(matched), ""]
-    return out
+    return out, figures
 
 
-def build(root, published_dir=PUBLISHED) -> str:
-    """The Markdown page for the storage directory `root`."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a directory of studies")
+def build(root, published_dir=PUBLISHED, figure_dir: str = "") -> tuple[str, list[str]]:
+    """The Markdown page for `root` (a path or URI): a storage directory of script outputs and studies, one
+    script's output directory or one study directory. Returns the page and the figures it shows (paths relative
+    to root), each linked as figure_dir + that path."""
+    storage = Storage(root)
+    if not _is_dir(storage):
+        raise FileNotFoundError(f"{root} is not a directory of studies or script outputs (nothing is there)")
     published = load_published(published_dir)
-    entries = sorted(p for p in root.iterdir() if p.is_dir())
-    scripts = [p for p in entries if (p / results.CONSOLIDATED).exists() and not (p / "spec.yaml").exists()]
-    studies = [p for p in entries if (p / "spec.yaml").exists() and (p / results.ROWS).is_dir()]
-    if not scripts and not studies:
+    kind = _kind(storage)
+    if kind:   # one script's or one study's directory
+        entries = [((), kind)]
+    else:
+        entries = [((name,), _kind(storage, name)) for name in storage.list() if _is_dir(storage, name)]
+        entries = [(parts, kind) for parts, kind in entries if kind]
+    if not entries:
         raise FileNotFoundError(f"{root} holds neither script outputs (<script>/results.parquet) nor studies "
-                                f"(<study>/spec.yaml)")
-    lines = [f"# raysweep report: {root.resolve().name}", ""]
-    for directory in scripts:
-        lines += script_section(directory, root, published)
+                                f"(<study>/spec.yaml with trials/), and is neither itself")
+    lines, figures = [f"# raysweep report: {_uri(storage).rsplit('/', 1)[-1]}", ""], []
+    for parts, kind in entries:
+        if kind == "script" or not parts:   # in a storage directory, studies show in their scripts' sections
+            shown, shows = section(storage, parts, kind, published, figure_dir)
+            lines += shown
+            figures += shows
+    studies = [parts for parts, kind in entries if kind == "study"]
     if studies:
-        cost = pd.DataFrame([study_cost(p) for p in studies]).set_index("study")
+        cost = pd.DataFrame([study_cost(storage, *parts) for parts in studies]).set_index("study")
         cost.loc["total"] = cost.sum(numeric_only=True)
         shown = cost.copy()
         for column in ("CPU-hours", "GPU-hours"):
@@ -183,21 +228,41 @@ def build(root, published_dir=PUBLISHED) -> str:
                   "Per study: trials by status; CPU-hours and GPU-hours are each trial's wall time times the "
                   "workers and the CPUs or GPUs per worker it held (the dense rows carry their dense training).",
                   "", _markdown(shown), ""]
-    return "\n".join(lines)
+    return "\n".join(lines), figures
+
+
+def write(root, output=None, published_dir=PUBLISHED) -> str:
+    """Write the page for `root` to `output` (a path or URI of the page or of a directory for report.md; default
+    root/report.md), creating its directory; returns where the page is. Figures are linked where they lie when the
+    page is in root, and otherwise copied into <page name>_figures/ beside the page, keeping their paths below
+    root."""
+    source = Storage(root)
+    output = str(output) if output is not None else _uri(source, "report.md")
+    into_dir = output.endswith("/") or _is_dir(Storage(output))
+    parent, name = (output.rstrip("/"), "report.md") if into_dir else \
+        output.rsplit("/", 1) if "://" in output else (str(Path(output).parent), Path(output).name)
+    target = Storage(parent)
+    in_place = target.fs.equals(source.fs) and target.root.rstrip("/") == source.root.rstrip("/")
+    figure_dir = "" if in_place else f"{Path(name).stem}_figures/"
+    page, figures = build(root, published_dir, figure_dir)
+    if not in_place:
+        for figure in figures:
+            target.write_bytes(source.read_bytes(figure), figure_dir + figure)
+    target.write_bytes(page.encode(), name)
+    return _uri(target, name)
 
 
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(prog="raysweep report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dir", help="storage directory holding the scripts' outputs and the studies")
-    parser.add_argument("--output", default=None, help="where to write the page (default DIR/report.md)")
+    parser.add_argument("dir", help="path or URI: a storage directory of script outputs and studies, one script's "
+                                    "output directory (e.g. runs/fig4) or one study directory")
+    parser.add_argument("--output", default=None,
+                        help="path or URI of the page, or of a directory for report.md (default DIR/report.md); "
+                             "created if missing, the figures copied beside it unless it is in DIR")
     parser.add_argument("--published", default=str(PUBLISHED),
                         help="directory of published numbers (*.csv with network, dataset, line, sparsity, mean, std)")
     args = parser.parse_args(argv)
-    page = build(args.dir, args.published)
-    target = Path(args.output) if args.output else Path(args.dir) / "report.md"
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(page)
-    os.replace(tmp, target)
+    target = write(args.dir, args.output, args.published)
     print(f"wrote {target}")
-    return str(target)
+    return target

@@ -54,6 +54,46 @@ class Storage:
         else:
             self.fs.move(tmp, target)
 
+    def create_new(self, data: bytes, *parts: str) -> bool:
+        """Write a file that must not exist yet; False if it does. Atomic on local storage (O_EXCL); object stores
+        offer no create-if-absent through pyarrow, so there a caller that must be alone re-reads after a pause."""
+        target = self.path(*parts)
+        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        if not self.local:
+            if self.exists(*parts):
+                return False
+            self.write_bytes(data, *parts)
+            return True
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
+
+    def move(self, src: tuple, dst: tuple) -> None:
+        """Rename a file; on local storage this fails (FileNotFoundError) for all but one of several racing movers."""
+        self.fs.create_dir(self.path(*dst).rsplit("/", 1)[0], recursive=True)
+        if self.local:
+            os.rename(self.path(*src), self.path(*dst))
+        else:
+            self.fs.move(self.path(*src), self.path(*dst))
+
+    def delete(self, *parts: str) -> None:
+        """Remove a file if it is there."""
+        try:
+            self.fs.delete_file(self.path(*parts))
+        except FileNotFoundError:
+            pass
+
+    def files(self, *parts: str) -> list[tuple[str, float]]:
+        """(path relative to the location, modification time) of every file below it, recursively."""
+        base = self.path(*parts).rstrip("/") + "/"
+        selector = pafs.FileSelector(self.path(*parts), allow_not_found=True, recursive=True)
+        return sorted((info.path[len(base):], info.mtime.timestamp() if info.mtime else 0.0)
+                      for info in self.fs.get_file_info(selector) if info.type == pafs.FileType.File)
+
     def read_bytes(self, *parts: str) -> bytes:
         with self.fs.open_input_stream(self.path(*parts)) as f:
             return f.read()

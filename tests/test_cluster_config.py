@@ -24,3 +24,9 @@ def test_the_validator_rejects_a_broken_config():
     config["available_node_types"]["head"]["min_wrokers"] = 1
     with pytest.raises(Exception, match="min_wrokers"):
         validate_config(prepare_config(config))
+
+
+def test_the_job_api_listens_on_the_head_only_locally():
+    # `ray dashboard cluster.yaml` forwards the port over ssh; a public bind would expose job submission to anyone
+    head = " ".join(yaml.safe_load(CONFIG.read_text())["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head and "0.0.0.0" not in head

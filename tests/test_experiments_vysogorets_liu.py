@@ -226,9 +226,9 @@ def test_liu_fig1_2_accuracy_and_every_metric_per_trial(outputs):
         assert df[column].between(0, 1).all(), column
     assert (df["nll"] > 0).all()
     dense = df[df["line"] == "dense"].iloc[0]
-    assert dense["sparsity_direct"] == 0 and dense["flops_sparse"] == dense["flops_dense"]
+    assert dense["sparsity_direct"] == 0 and dense["macs_sparse"] == dense["macs_dense"]
     pruned = df[df["line"] != "dense"]
-    assert (pruned["flops_sparse"] < pruned["flops_dense"]).all()
+    assert (pruned["macs_sparse"] < pruned["macs_dense"]).all()
 
 
 @pytest.mark.ray
@@ -250,10 +250,10 @@ def test_liu_fig5_accuracy_against_parameters_and_flops(outputs):
     frame, _ = outputs["liu_fig5"]
     saved(outputs, "liu_fig5")
     assert set(frame["line"]) == {"Dense cifar_resnet_8_4", "SNIP ratio cifar_resnet_8_4"}
-    assert np.allclose(frame["flops"], frame["flops_sparse"] / 1e6)
+    assert np.allclose(frame["macs"], frame["macs_sparse"] / 1e6)
     sparse = frame[frame["sparsity"] > 0]
     assert (sparse["quota"] == "ratio:snip").all()
-    assert sparse["flops"].max() < frame.loc[frame["sparsity"] == 0, "flops"].min()
+    assert sparse["macs"].max() < frame.loc[frame["sparsity"] == 0, "macs"].min()
     # #Param: every parameter of the dense network; the pruned one keeps all but its pruned weights
     total, prunable = liu_fig5.parameter_counts("cifar_resnet_8_4", "digits_0to4")
     from raysweep.models.registry import build

@@ -4,11 +4,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from raysweep import metrics
 
@@ -232,17 +234,28 @@ def exact_fraction_mask(shape, kept, seed=0):
     return flat.view(shape)
 
 
-def test_flops_of_tiny_net_dense_and_half_masked():
+def test_macs_of_one_linear_layer_by_hand():
+    # Linear(5 -> 7): 35 multiply-adds per example, which torch's counter calls 70 FLOPs; with 10 of its 35 weights
+    # kept, 10 multiply-adds remain. The bias adds no multiply-add.
+    model = nn.Linear(5, 7)
+    assert metrics.macs(model, None, (5,)) == {"dense": 35, "sparse": 35}
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 5))
+    assert counter.get_total_flops() == 2 * 35
+    assert metrics.macs(model, {"weight": exact_fraction_mask((7, 5), 10)}, (5,)) == {"dense": 35, "sparse": 10}
+
+
+def test_macs_of_tiny_net_dense_and_half_masked():
     model = tiny_net()
-    assert metrics.flops(model, None, (1, 4, 4)) == {"dense": 2 * (288 + 96), "sparse": 2 * (288 + 96)}
+    assert metrics.macs(model, None, (1, 4, 4)) == {"dense": 288 + 96, "sparse": 288 + 96}
     half = {"0.weight": exact_fraction_mask((2, 1, 3, 3), 9), "3.weight": exact_fraction_mask((3, 32), 48)}
-    assert metrics.flops(model, half, (1, 4, 4)) == {"dense": 768, "sparse": 2 * (144 + 48)}
+    assert metrics.macs(model, half, (1, 4, 4)) == {"dense": 384, "sparse": 144 + 48}
     # layer-specific densities: conv dense, linear at 1/4
     mixed = {"0.weight": torch.ones(2, 1, 3, 3, dtype=torch.bool), "3.weight": exact_fraction_mask((3, 32), 24)}
-    assert metrics.flops(model, mixed, (1, 4, 4)) == {"dense": 768, "sparse": 2 * (288 + 24)}
+    assert metrics.macs(model, mixed, (1, 4, 4)) == {"dense": 384, "sparse": 288 + 24}
 
 
-def test_flops_sparse_counts_a_module_called_twice_each_time():
+def test_macs_sparse_counts_a_module_called_twice_each_time():
     class Twice(nn.Module):
         def __init__(self):
             super().__init__()
@@ -253,19 +266,30 @@ def test_flops_sparse_counts_a_module_called_twice_each_time():
 
     model = Twice()
     quarter = {"fc.weight": exact_fraction_mask((4, 4), 4)}
-    assert metrics.flops(model, quarter, (4,)) == {"dense": 2 * 2 * 16, "sparse": 2 * 2 * 4}
+    assert metrics.macs(model, quarter, (4,)) == {"dense": 2 * 16, "sparse": 2 * 4}
 
 
-def test_flops_rejects_bad_masks():
+def test_rows_written_with_flops_columns_read_as_macs():
+    # an old row counted 2 FLOPs per multiply-add under flops_*; a new row holds macs_* only
+    rows = pd.DataFrame({"flops_dense": [768.0, None], "flops_sparse": [384.0, None],
+                         "macs_dense": [None, 384.0], "macs_sparse": [None, 100.0]})
+    read = metrics.with_macs(rows)
+    assert list(read.columns) == ["macs_dense", "macs_sparse"]
+    assert read["macs_dense"].tolist() == [384.0, 384.0] and read["macs_sparse"].tolist() == [192.0, 100.0]
+    only_old = metrics.with_macs(rows[["flops_sparse"]].iloc[:1])
+    assert only_old["macs_sparse"].tolist() == [192.0]
+
+
+def test_macs_rejects_bad_masks():
     model = tiny_net()
     with pytest.raises(KeyError, match="nope.weight"):
-        metrics.flops(model, {"nope.weight": torch.ones(3, dtype=torch.bool)}, (1, 4, 4))
+        metrics.macs(model, {"nope.weight": torch.ones(3, dtype=torch.bool)}, (1, 4, 4))
     with pytest.raises(ValueError, match="shape"):
-        metrics.flops(model, {"0.weight": torch.ones(2, 1, 3, dtype=torch.bool)}, (1, 4, 4))
+        metrics.macs(model, {"0.weight": torch.ones(2, 1, 3, dtype=torch.bool)}, (1, 4, 4))
     with pytest.raises(ValueError, match="Conv2d/Linear weights"):
-        metrics.flops(model, {"0.bias": torch.ones(2, dtype=torch.bool)}, (1, 4, 4))
+        metrics.macs(model, {"0.bias": torch.ones(2, dtype=torch.bool)}, (1, 4, 4))
     with pytest.raises(ValueError, match="bool"):
-        metrics.flops(model, {"0.weight": torch.ones(2, 1, 3, 3)}, (1, 4, 4))
+        metrics.macs(model, {"0.weight": torch.ones(2, 1, 3, 3)}, (1, 4, 4))
 
 
 # ---------------------------------------------------------------- gradient norm
@@ -310,17 +334,16 @@ def test_evaluate_all_returns_flat_named_columns():
     config = metrics.MetricConfig(batch_size=40, grad_batch_size=32)
     ood = {"noise": random_data_set(seed=1, name="noise")}
     result = metrics.evaluate_all(model, ds, metrics.names(), config, masks=masks, ood=ood)
-    assert set(result) == {"ece", "nll", "ood_auroc_noise", "fgsm_accuracy", "flops_dense", "flops_sparse",
+    assert set(result) == {"ece", "nll", "ood_auroc_noise", "fgsm_accuracy", "macs_dense", "macs_sparse",
                            "active_grad_norm"}
     logits, labels = metrics.predict(model, ds, "test")
     assert result["ece"] == pytest.approx(metrics.ece(torch.softmax(logits, 1), labels), abs=1e-6)
     assert result["nll"] == pytest.approx(metrics.nll(logits, labels), abs=1e-6)
     # conv 3->4 3x3 on 8x8 and linear 256->4, at masks' exact kept fractions
     conv_macs, fc_macs = 4 * 64 * 27, 256 * 4
-    assert result["flops_dense"] == 2 * (conv_macs + fc_macs)
+    assert result["macs_dense"] == conv_macs + fc_macs
     kept = {name: float(m.float().mean()) for name, m in masks.items()}
-    assert result["flops_sparse"] == pytest.approx(2 * (conv_macs * kept["0.weight"] + fc_macs * kept["4.weight"]),
-                                                   abs=1)
+    assert result["macs_sparse"] == pytest.approx(conv_macs * kept["0.weight"] + fc_macs * kept["4.weight"], abs=1)
     assert 0.0 <= result["ood_auroc_noise"] <= 1.0 and result["active_grad_norm"] > 0
 
 
@@ -344,5 +367,5 @@ def test_metrics_on_digits():
     logits, labels = metrics.predict(model, ds, "test")
     assert len(labels) == ds.size("test")
     assert result["fgsm_accuracy"] == pytest.approx(float((logits.argmax(1) == labels).float().mean()))
-    assert result["flops_dense"] == result["flops_sparse"] == 2 * int(np.prod(ds.input_shape)) * ds.num_classes
+    assert result["macs_dense"] == result["macs_sparse"] == int(np.prod(ds.input_shape)) * ds.num_classes
     assert 0.0 <= result["ece"] <= 1.0 and result["nll"] > 0 and result["active_grad_norm"] > 0

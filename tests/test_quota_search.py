@@ -75,8 +75,10 @@ def test_search_end_to_end_resumes_after_the_driver_is_killed(cluster, tmp_path)
     finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert all({t.number: (t.params, t.value) for t in finished}[k] == v for k, v in before.items())
     assert len(finished) == budget                               # the budget counts the earlier trials
-    interrupted = [t for t in study.trials if t.user_attrs.get("interrupted")]
+    # the trials the killed driver left running are failed, listed, and not counted in the budget
+    interrupted = [t for t in study.trials if t.number in study.user_attrs["interrupted_trials"]]
     assert all(t.state == TrialState.FAIL for t in interrupted)
+    assert not (set(before) & {t.number for t in interrupted})
     assert len(study.trials) == budget + len(interrupted)
 
     # every finished proposal has its row; its objective is the seeds' mean validation accuracy Optuna saw
@@ -107,6 +109,26 @@ def test_search_end_to_end_resumes_after_the_driver_is_killed(cluster, tmp_path)
     assert (final["status"] == "completed").all()
     summary = pd.read_csv(tmp_path / "tiny" / "final_summary.csv")
     assert set(summary["quota"]) == set(final["quota"]) and summary["count"].tolist() == [1, 1]
+
+
+def test_trials_a_killed_driver_left_running_are_failed_and_not_counted(tmp_path):
+    from raysweep.quotasearch.search import _settle_interrupted
+
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.create_study(storage=url, study_name="s", direction="maximize")
+    done, failed, pruned, left = (study.ask() for _ in range(4))
+    study.tell(done, 0.5)
+    study.tell(failed, state=TrialState.FAIL)        # a proposal that raised: it counts
+    study.tell(pruned, state=TrialState.PRUNED)
+    # what a new driver sees: the same study loaded from the database, one trial still RUNNING
+    resumed = optuna.load_study(study_name="s", storage=url)
+    assert _settle_interrupted(resumed) == 3
+    assert resumed.user_attrs["interrupted_trials"] == [left.number]
+    assert resumed.trials[left.number].state == TrialState.FAIL
+    resumed.ask()                                     # the next driver's proposal, killed too
+    again = optuna.load_study(study_name="s", storage=url)
+    assert _settle_interrupted(again) == 3
+    assert again.user_attrs["interrupted_trials"] == [left.number, left.number + 1]
 
 
 def _spec(tmp_path, **changes):

@@ -1,16 +1,29 @@
-"""raysweep.report on a small real storage directory: a study run through a real local Ray cluster, plus a
-script's output directory (its combined Parquet and a figure) as the experiment scripts write them."""
+"""raysweep.report on what the scripts really write: experiments/fig4.py's smoke preset through a real local Ray
+cluster (runs/fig4 with its results.parquet and fig4.png, and the study runs/fig4-smoke), plus a script directory
+written with raysweep.results whose rows carry metric columns; read as local paths and as file:// URIs."""
 
 from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import ray
 
-from raysweep import report, results, sweep
+from raysweep import report, results
 from raysweep.storage import Storage
 
-SPARSITY = 0.5
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+import common  # noqa: E402
+import fig4  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+SPARSITY = common.FRANKLE_SPARSITIES[3]   # the smoke preset's one sparsity
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -18,16 +31,30 @@ def storage(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     ray.init(num_cpus=2, include_dashboard=False)
     try:
-        spec = sweep.StudySpec(name="demo", storage=str(root), seeds=[0, 1], sparsities=[SPARSITY],
-                               grids=[sweep.Grid(methods=["random"])], dense=False, metrics=["ece"],
-                               hparams={"training_steps": "1ep", "lr_drops": []})
-        run = sweep.run_study(spec, verbose=0)
+        frame = fig4.main(["--preset", "smoke", "--storage", str(root)])
     finally:
         ray.shutdown()
-    # a script's outputs: rows without a 'line' column (the report labels them) and a figure
-    results.save(run.frame, Storage(str(root)), "demo_script", "results.parquet")
-    (root / "demo_script" / "demo_script.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    return root, run.frame
+    # a script whose rows carry metric columns: multiply-adds, and the FLOPs column of rows written before it
+    rows = frame[frame["method"].isin(["random", "snip"])].reset_index(drop=True)
+    rows = rows.assign(macs_sparse=rows["method"].map({"random": 1000.0, "snip": 3000.0}),
+                       flops_sparse=rows["method"].map({"random": 50.0, "snip": 70.0}))
+    results.save(rows, Storage(str(root)), "metrics_script", results.CONSOLIDATED)
+    return root, frame
+
+
+def links(page: str) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page)
+
+
+def assert_links_resolve(page_path: Path, root: Path) -> None:
+    """Every image link of the page opens, from the page's own directory, a copy of the figure under root."""
+    page = page_path.read_text()
+    assert links(page)
+    for link in links(page):
+        shown = page_path.parent / link
+        assert shown.read_bytes()[:8] == PNG, link
+        originals = [p for p in root.rglob(shown.name) if p.read_bytes() == shown.read_bytes()]
+        assert originals, f"{link} is no figure under {root}"
 
 
 def published_dir(tmp_path, rows) -> str:
@@ -36,39 +63,93 @@ def published_dir(tmp_path, rows) -> str:
     return str(tmp_path)
 
 
-def test_page_has_figures_tables_published_numbers_and_cost(storage, tmp_path):
+def cell(values: pd.Series, scale: float = 100) -> str:
+    values = scale * values
+    std = values.std() if len(values) > 1 else 0.0
+    return f"{values.mean():.4g} ± {std:.2g} ({len(values)})"
+
+
+def test_storage_directory_page_has_figures_tables_published_numbers_and_cost(storage, tmp_path):
     root, frame = storage
     published = published_dir(tmp_path, [
-        ["Figure 9", "lenet_300_100", "digits", "random", "none", "init", "random", SPARSITY, 87.5, 0.4],
-        ["Figure 9", "lenet_300_100", "digits", "random", "none", "init", "random", 0.9, 11.1, 0.1],
-        ["Figure 9", "lenet_5", "digits", "random", "none", "init", "random", SPARSITY, 22.2, 0.2]])
+        ["Figure 4", "lenet_300_100", "digits", "random", "none", "init", "random", SPARSITY, 87.5, 0.4],
+        ["Figure 4", "lenet_300_100", "digits", "random", "none", "init", "random", 0.9, 11.1, 0.1],
+        ["Figure 4", "lenet_5", "digits", "random", "none", "init", "random", SPARSITY, 22.2, 0.2]])
     target = report.main([str(root), "--published", published])
     page = (root / "report.md").read_text()
     assert target == str(root / "report.md")
-    assert "![demo_script](demo_script/demo_script.png)" in page
-    acc = 100 * frame["accuracy"]
-    cell = f"{acc.mean():.4g} ± {acc.std():.2g} (2)"
-    assert f"| random | {cell} |" in page
-    ece = frame["ece"]
-    assert f"| random | {ece.mean():.4g} ± {ece.std():.2g} (2) |" in page
+    assert links(page) == ["fig4/fig4.png"]
+    assert_links_resolve(root / "report.md", root)
+    done = frame[frame["status"] == "completed"]
+    random = done.loc[done["method"] == "random", "accuracy"]
+    after = done.loc[(done["method"] == "magnitude") & (done["prune_at"] == "end"), "accuracy"]
+    dense = done.loc[done["method"] == "dense", "accuracy"]
+    # fig4's table: columns 0% (the dense network) and the smoke sparsity
+    assert f"| dense | {cell(dense)} |  |" in page and f"| random |  | {cell(random)} |" in page
+    assert f"| magnitude after training |  | {cell(after)} |" in page
     # only the published number of this network, data set, line and sparsity, beside the reproduced one
-    assert f"| Figure 9 (paper) | lenet_300_100 | digits | random | 50% | 87.5 ± 0.4 | {cell} |" in page
+    assert f"| Figure 4 (paper) | lenet_300_100 | digits | random | {100 * SPARSITY:.4g}% | 87.5 ± 0.4 | " \
+           f"{cell(random)} |" in page
     assert "11.1 ± 0.1" not in page and "22.2 ± 0.2" not in page
+    # metric columns: multiply-adds, and the FLOPs of older rows under a heading that says their unit
+    assert "multiply-adds (MACs) per example (sparse), mean ± std (seeds):" in page
+    assert "| random | 1000 ± 0 (1) |" in page and "| snip | 3000 ± 0 (1) |" in page
+    assert "FLOPs per example (sparse; 2 per multiply-add), mean ± std (seeds):" in page
+    assert "| random | 50 ± 0 (1) |" in page and "| snip | 70 ± 0 (1) |" in page
+    # the study's cost: every trial of the smoke grid (5 methods at init, magnitude after training, dense)
     cpu_hours = frame["wall_time"].sum() / 3600
-    assert f"| demo | 2 | 2 | 0 | 0 | {cpu_hours:.3f} | 0.000 |" in page
+    assert f"| fig4-smoke | 7 | 7 | 0 | 0 | {cpu_hours:.3f} | 0.000 |" in page
 
 
-def test_cost_counts_each_trials_resources(storage):
+def test_one_script_directory_and_one_study_directory(storage):
     root, frame = storage
-    cost = report.study_cost(root / "demo")
-    assert cost["trials"] == 2 and cost["completed"] == 2 and cost["failed"] == 0
-    assert cost["CPU-hours"] == pytest.approx(frame["wall_time"].sum() / 3600)
-    assert cost["GPU-hours"] == 0
+    assert report.main([str(root / "fig4")]) == str(root / "fig4" / "report.md")
+    page = (root / "fig4" / "report.md").read_text()
+    assert page.startswith("# raysweep report: fig4") and links(page) == ["fig4.png"]
+    assert_links_resolve(root / "fig4" / "report.md", root)
+    random = frame.loc[(frame["method"] == "random") & (frame["status"] == "completed"), "accuracy"]
+    assert f"| random |  | {cell(random)} |" in page and "Cost of the grid" not in page
+
+    report.main([str(root / "fig4-smoke")])
+    page = (root / "fig4-smoke" / "report.md").read_text()
+    assert f"| random |  | {cell(random)} |" in page     # the study's own rows, read from its trials/
+    cpu_hours = frame["wall_time"].sum() / 3600
+    assert f"| fig4-smoke | 7 | 7 | 0 | 0 | {cpu_hours:.3f} | 0.000 |" in page and not links(page)
+
+
+def test_uris_read_and_write_as_paths_do(storage, tmp_path):
+    root, _ = storage
+    local, _ = report.build(root)
+    assert report.build(root.as_uri()) == (local, ["fig4/fig4.png"])
+    target = report.main([(root / "fig4").as_uri(), "--output", (tmp_path / "uri" / "page.md").as_uri()])
+    assert target == (tmp_path / "uri" / "page.md").as_uri()
+    assert links((tmp_path / "uri" / "page.md").read_text()) == ["page_figures/fig4.png"]
+    assert_links_resolve(tmp_path / "uri" / "page.md", root)
+
+
+def test_output_elsewhere_takes_its_figures_along(storage, tmp_path):
+    root, _ = storage
+    # into a directory that does not exist yet
+    missing = tmp_path / "new" / "sub" / "summary.md"
+    assert report.main([str(root), "--output", str(missing)]) == str(missing)
+    assert links(missing.read_text()) == ["summary_figures/fig4/fig4.png"]
+    assert_links_resolve(missing, root)
+    # into another directory that exists, holding a script output of its own that must stay untouched
+    other = tmp_path / "other"
+    (other / "fig4").mkdir(parents=True)
+    (other / "fig4" / "fig4.png").write_bytes(PNG + b"other")
+    report.main([str(root), "--output", str(other)])     # a directory: the page is report.md inside it
+    assert_links_resolve(other / "report.md", root)
+    assert (other / "fig4" / "fig4.png").read_bytes() == PNG + b"other"
+    # the page in the storage directory itself, under another name: the figures stay where they are
+    report.main([str(root), "--output", str(root / "summary.md")])
+    assert links((root / "summary.md").read_text()) == ["fig4/fig4.png"]
+    assert not (root / "summary_figures").exists()
 
 
 def test_bad_inputs_say_what_is_wrong(storage, tmp_path):
     root, _ = storage
-    with pytest.raises(FileNotFoundError, match="not a directory"):
+    with pytest.raises(FileNotFoundError, match="missing is not a directory"):
         report.build(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="neither script outputs"):
         report.build(tmp_path)

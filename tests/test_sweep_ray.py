@@ -13,8 +13,6 @@ import ray
 import yaml
 
 from raysweep import cli, data, models, pruning, results, sweep
-from raysweep.storage import Storage
-from raysweep.sweep import cache
 
 pytestmark = pytest.mark.ray
 
@@ -91,19 +89,19 @@ def test_two_ray_train_workers_match_one(tmp_path):
 
 def test_gpu_request_on_a_gpu_less_cluster_fails_before_any_trial(tmp_path):
     started = time.time()
-    with pytest.raises(sweep.ResourceError, match="GPU"):
+    with pytest.raises(sweep.SpecError, match="GPU"):
         sweep.run_study(spec(tmp_path, gpus_per_worker=0.5), verbose=0)
     assert time.time() - started < 30
-    with pytest.raises(sweep.ResourceError, match="torch-xla"):   # torch_xla is imported only when chosen
+    with pytest.raises(sweep.SpecError, match="torch-xla"):   # torch_xla is imported only when chosen
         sweep.run_study(spec(tmp_path, backend="xla"), verbose=0)
     assert not (tmp_path / "s" / "trials").exists()
 
 
 def test_missing_data_and_infeasible_quota_fail_before_any_trial(tmp_path):
-    with pytest.raises(data.DataNotFound, match=str(tmp_path / "nodata")):
+    with pytest.raises(sweep.SpecError, match=str(tmp_path / "nodata")):
         sweep.run_study(spec(tmp_path, data="cifar10", model="cifar_resnet_20", data_root=str(tmp_path / "nodata"),
                              training="frankle_cifar_resnet20"), verbose=0)
-    with pytest.raises(ValueError, match="uniform_plus"):
+    with pytest.raises(sweep.SpecError, match=r"grids\[0\].quotas: 'uniform_plus'"):
         sweep.run_study(spec(tmp_path, sparsities=[0.95], grids=[sweep.Grid(methods=["random"],
                                                                             quotas=["uniform_plus"])]), verbose=0)
     assert not (tmp_path / "s" / "trials").exists()
@@ -136,8 +134,9 @@ def broken(model, weights, data):
 def test_failing_trials_are_retried_then_recorded_as_failed(tmp_path):
     plugin = tmp_path / "failing_methods.py"
     plugin.write_text(PLUGIN.format(marks=str(tmp_path / "marks")))
+    # the plugin's methods exist once the spec has imported it: its grid is given as a mapping the spec validates
     study = spec(tmp_path, plugins=[str(plugin)], max_failures=1,
-                 grids=[sweep.Grid(methods=["random", "flaky_test", "broken_test"])])
+                 grids=[{"methods": ["random", "flaky_test", "broken_test"]}])
     run = sweep.run_study(study, verbose=0)
     status = dict(zip(run.frame["method"], run.frame["status"]))
     assert status == {"random": "completed", "flaky_test": "completed", "broken_test": "failed"}
@@ -147,29 +146,7 @@ def test_failing_trials_are_retried_then_recorded_as_failed(tmp_path):
     assert "always fails" in error
     # a re-run retries only the failed trial, and its row is replaced, not duplicated
     again = sweep.run_study(study, verbose=0)
-    assert again.ran == 1 and len(again.frame) == 3
-
-
-def test_a_dead_producer_lease_lapses_and_a_waiter_takes_over(tmp_path):
-    storage = Storage(str(tmp_path))
-    actor = cache.create(storage.uri, lease_seconds=1.0)
-    assert ray.get(actor.acquire.remote("k", "crashed-producer", ["end"])) == "produce"
-    assert ray.get(actor.acquire.remote("k", "waiter", ["end"])) == "wait"
-    made = []
-
-    def produce():
-        made.append(1)
-        storage.write_bytes(json.dumps({"checkpoints": {"end": "step_1.pt"}}).encode(), cache.DENSE, "k",
-                            cache.RESULT)
-
-    started = time.time()
-    result = cache.DenseCache(storage.uri, poll_seconds=0.2).ensure("k", ["end"], produce)
-    assert made == [1] and result["checkpoints"] == {"end": "step_1.pt"}
-    assert time.time() - started >= 0.5   # it waited for the lease to lapse
-    assert ray.get(actor.acquire.remote("k", "late", ["end"])) == "done"
-    assert ray.get(actor.acquire.remote("k", "late", ["end", "7it"])) == "produce"   # a step it lacks
-    assert ray.get(actor.trainings_started.remote())["k"] == 3
-    ray.kill(actor)
+    assert (again.ran, again.skipped, again.failed, len(again.frame)) == (0, 2, 1, 3)
 
 
 def test_killed_driver_resumes_with_exactly_one_row_per_trial(tmp_path):
@@ -192,7 +169,7 @@ def test_killed_driver_resumes_with_exactly_one_row_per_trial(tmp_path):
     assert 2 <= before < 8, "the driver should die mid-sweep"
     finish = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
     assert finish.returncode == 0, finish.stderr[-2000:]
-    assert f"{8 - before} trials run, {before} already done" in finish.stdout
+    assert f"{8 - before} trials finished in this run, {before} already done" in finish.stdout
     df = results.load(str(tmp_path / "resume"))
     assert len(df) == 8 and df["trial_id"].is_unique and (df["status"] == "completed").all()
     assert not list(rows.glob(".*.tmp"))

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from raysweep import data, models, training
+from raysweep.training import checkpoints
 from raysweep.training.schedule import learning_rate, parse_steps
 
 
@@ -136,7 +137,7 @@ def test_masked_weights_stay_exactly_zero(digits, tmp_path):
     result = training.train(model, digits, hp, masks=masks, checkpoint_dir=tmp_path, device="cpu")
     assert result.status == "completed" and result.steps == 300
     params = dict(model.named_parameters())
-    momentum = torch.load(tmp_path / "state.pt", weights_only=False)["optimizer"]["state"]
+    momentum = checkpoints.load(tmp_path / "state.pt")["optimizer"]["state"]
     index = {n: i for i, (n, _) in enumerate(model.named_parameters())}
     for n, m in masks.items():
         assert torch.count_nonzero(params[n][~m]) == 0
@@ -241,7 +242,7 @@ def test_resume_after_interruption_is_bit_identical(dataset, digits, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         training.train(model, ds, hp, masks=masks, seed=4, save_steps=(save,), checkpoint_dir=tmp_path / "ck",
                        device="cpu")
-    assert torch.load(tmp_path / "ck" / "state.pt", weights_only=False)["step"] == save
+    assert checkpoints.load(tmp_path / "ck" / "state.pt")["step"] == save
     fresh = SmallConvNet(*shape)  # a new process would start from a new model object
     res = training.train(fresh, ds, hp, masks=masks, seed=4, save_steps=(save,), checkpoint_dir=tmp_path / "ck",
                          device="cpu")

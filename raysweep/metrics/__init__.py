@@ -1,7 +1,7 @@
 """Metrics of trained (pruned) networks beyond accuracy: calibration, OoD detection, adversarial
 robustness, FLOPs and gradient flow, as used by Liu et al. (2022)."""
 from .calibration import ece, nll
-from .flops import flops
+from .flops import macs, with_macs
 from .gradient import active_grad_norm
 from .inference import eval_mode, predict
 from .masks import UnknownParameter
@@ -20,10 +20,11 @@ __all__ = [
     "evaluate_all",
     "fgsm_accuracy",
     "fgsm_perturb",
-    "flops",
+    "macs",
     "names",
     "nll",
     "ood_auroc",
     "predict",
     "register",
+    "with_macs",
 ]

@@ -62,26 +62,6 @@ def _job(spec: SearchSpec, family: Family, sparsity: float) -> dict:
             if spec.prune_at == "end" else None}
 
 
-def _numbered_search(**kwargs):
-    """OptunaSearch that adds the Optuna trial number to each proposal's config, so rows can be keyed by it, and
-    records in the Optuna trial how many epochs the proposal trained (ASHA may have stopped it early)."""
-    from ray.tune.search.optuna import OptunaSearch
-
-    class NumberedOptunaSearch(OptunaSearch):
-        def suggest(self, trial_id):
-            config = super().suggest(trial_id)
-            if config is not None:
-                config = {**config, "optuna_trial": self._ot_trials[trial_id].number}
-            return config
-
-        def on_trial_complete(self, trial_id, result=None, error=False):
-            if result and trial_id in self._ot_trials and "epoch" in result:
-                self._ot_trials[trial_id].set_user_attr("epochs", result["epoch"])
-            super().on_trial_complete(trial_id, result=result, error=error)
-
-    return NumberedOptunaSearch(**kwargs)
-
-
 def _row_writer(spec: SearchSpec, storage: Storage, family: Family, sparsity: float, total_epochs: int):
     from ray import tune
 
@@ -122,17 +102,22 @@ def _row_writer(spec: SearchSpec, storage: Storage, family: Family, sparsity: fl
     return RowWriter()
 
 
-def _settle_interrupted(ot_study, rdb) -> int:
-    """Trials left running by a killed driver are failed (marked 'interrupted'); returns how many finished for real."""
+INTERRUPTED = "interrupted_trials"   # study user attribute: numbers of the trials a killed driver left running
+
+
+def _settle_interrupted(ot_study) -> int:
+    """Trials left running by a killed driver are failed and listed in the study's INTERRUPTED attribute; returns
+    how many trials finished for real (completed, pruned, or failed by their proposal), which the budget counts."""
     from optuna.trial import TrialState
-    counted = 0
-    for t in ot_study.get_trials(deepcopy=False):
-        if t.state in (TrialState.RUNNING, TrialState.WAITING):
-            rdb.set_trial_user_attr(t._trial_id, "interrupted", True)
-            rdb.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        elif not t.user_attrs.get("interrupted"):
-            counted += 1
-    return counted
+    interrupted = set(ot_study.user_attrs.get(INTERRUPTED, []))
+    running = [t.number for t in ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    for number in running:
+        ot_study.tell(number, state=TrialState.FAIL)
+    if running:
+        interrupted.update(running)
+        ot_study.set_user_attr(INTERRUPTED, sorted(interrupted))
+    finished = ot_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+    return sum(t.number not in interrupted for t in finished)
 
 
 def _search(spec: SearchSpec, family: Family, sparsity: float, rdb, storage: Storage, total_epochs: int,
@@ -144,18 +129,18 @@ def _search(spec: SearchSpec, family: Family, sparsity: float, rdb, storage: Sto
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
 
+    from .searcher import OptunaProposals
+
     name = study_name(spec, family.name, sparsity)
     ot_study = optuna.create_study(storage=rdb, study_name=name, direction="maximize", load_if_exists=True)
-    remaining = spec.trials - _settle_interrupted(ot_study, rdb)
+    remaining = spec.trials - _settle_interrupted(ot_study)
     if remaining <= 0:
         return 0
     space = {k: FloatDistribution(r.low, r.high, log=r.log) for k, r in
              ((k, parse_range(v)) for k, v in family.space.items())}
     # a resumed search draws on from a new seed, or a random sampler would repeat its first proposals
-    sampler = SAMPLERS[spec.sampler](spec.sampler_seed + len(ot_study.trials))
-    searcher = ConcurrencyLimiter(_numbered_search(space=space, metric=METRIC, mode="max", sampler=sampler,
-                                                   study_name=name, storage=rdb),
-                                  max_concurrent=spec.max_concurrent)
+    ot_study.sampler = SAMPLERS[spec.sampler](spec.sampler_seed + len(ot_study.trials))
+    searcher = ConcurrencyLimiter(OptunaProposals(ot_study, space, METRIC), max_concurrent=spec.max_concurrent)
     if spec.scheduler == "asha":
         scheduler = ASHAScheduler(metric=METRIC, mode="max", max_t=total_epochs,
                                   grace_period=min(spec.grace_period, total_epochs),

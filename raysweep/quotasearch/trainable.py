@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import data, models, pruning, training
-from ..training.checkpoints import atomic_save
+from ..training.checkpoints import atomic_save, load
 from .spec import quota_string
 
 
@@ -132,7 +132,7 @@ def dense_weights(job: dict, ds, hp: training.TrainHparams, seed: int) -> dict:
                               init=job["init"], bn_init=job["bn_init"])
         training.train(model, ds, hp, None, seed=seed, eval_split="val")
         atomic_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
-    return torch.load(path, map_location="cpu")
+    return load(path)   # torch.load(weights_only=True), checksum verified
 
 
 def tune_trainable(config: dict, job: dict) -> None:

@@ -9,11 +9,18 @@ import json
 from dataclasses import dataclass, fields
 
 from .. import training
-from .spec import StudySpec, parse_when, validate
+from .spec import StudySpec, parse_when
 
 
 def _hash(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _changed_hparams(hparams: dict) -> dict:
+    """The hyperparameters that differ from TrainHparams' defaults, so that a new field with a default changes no id
+    (compared as JSON: a tuple and the list it becomes on a round trip are the same setting)."""
+    base = dataclasses.asdict(training.TrainHparams())
+    return {k: v for k, v in hparams.items() if json.dumps(base.get(k), default=str) != json.dumps(v, default=str)}
 
 
 def _resolved_hparams(spec: StudySpec) -> dict:
@@ -44,21 +51,31 @@ class Trial:
     @property
     def trial_id(self) -> str:
         defaults = Trial()
-        base = dataclasses.asdict(training.TrainHparams())
         settings = {f.name: getattr(self, f.name) for f in fields(self)
                     if f.name != "hparams" and getattr(self, f.name) != getattr(defaults, f.name)}
-        settings["hparams"] = {k: v for k, v in self.hparams.items() if base.get(k) != v}
+        settings["hparams"] = _changed_hparams(self.hparams)
         return _hash(settings)
 
     @property
     def dense_id(self) -> str:
         """Key of the dense run this trial shares with every trial of the same model, data, hparams and seed."""
-        return _hash({"model": self.model, "data": self.data, "hparams": self.hparams, "init": self.init,
-                      "bn_init": self.bn_init, "seed": self.seed})
+        return _hash({"model": self.model, "data": self.data, "hparams": _changed_hparams(self.hparams),
+                      "init": self.init, "bn_init": self.bn_init, "seed": self.seed})
+
+    @property
+    def dense_needs(self) -> set[str]:
+        """The checkpoints of the dense run this trial reads ('end' for its mask or its row, or prune_at)."""
+        needs = {"end"} if self.method in ("dense", "ltr") else set()
+        return needs | ({self.prune_at} - {"init"})
 
     @property
     def needs_dense(self) -> bool:
-        return self.method in ("dense", "ltr") or self.prune_at != "init"
+        return bool(self.dense_needs)
+
+    def dense_trial(self) -> "Trial":
+        """The trial whose row is this trial's dense run (its seed's unpruned network)."""
+        return Trial(model=self.model, data=self.data, hparams=self.hparams, init=self.init, bn_init=self.bn_init,
+                     seed=self.seed, retrain=self.retrain, rescale=self.rescale, per_class=self.per_class)
 
     def train_hparams(self) -> training.TrainHparams:
         return training.TrainHparams(**self.hparams)
@@ -79,7 +96,6 @@ class Trial:
 
 def expand(spec: StudySpec) -> list[Trial]:
     """Every trial of the study, in a deterministic order, without duplicates."""
-    validate(spec)
     common = dict(model=spec.model, data=spec.data, hparams=_resolved_hparams(spec), init=spec.init,
                   bn_init=spec.bn_init, retrain=spec.retrain, rescale=spec.rescale, per_class=spec.per_class)
     trials: dict[str, Trial] = {}
@@ -99,5 +115,5 @@ def expand(spec: StudySpec) -> list[Trial]:
                 add(seed=seed)
             else:
                 add(seed=seed, sparsity=float(s), method=method, ablation=ablation, quota=quota,
-                    prune_at=parse_when(when), target=target, iterations=(spec.iterations or {}).get(method))
+                    prune_at=parse_when(when), target=target, iterations=spec.iterations.get(method))
     return list(trials.values())

@@ -1,88 +1,390 @@
-"""run_study(): validate, connect to Ray, fan the missing trials out through Tune, gather the Parquet results."""
+"""run_study(): check, lease the study, train the missing dense runs, then fan the missing trials out through Tune.
+
+A run goes in phases, so no trial ever holds a slot while it waits for another:
+  1. without Ray: the spec is checked, the grid expanded, the data set and every quota checked, the study's lease
+     taken (a second driver waits or refuses), leftovers of killed writes removed, unreadable row files set aside;
+     a study with nothing left to do ends here;
+  2. the dense runs the missing trials need are trained, each under a lease on the storage so that no other driver
+     or study trains it at the same time (one Tune trial per dense run);
+  3. the missing trials run, one Tune trial each (or through Ray Train when a trial has several workers).
+A trial whose dense checkpoint turns out damaged sets it aside; the driver then trains that dense run again and
+reruns the trial (2 and 3 again, for those alone).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 import os
 import time
 from dataclasses import dataclass
 from functools import partial
 
 import pandas as pd
-import ray
 import yaml
-from ray import tune
 
-from .. import data, models, pruning, results
+from .. import results
 from ..storage import Storage
-from . import cache
+from . import dense as dense_store
+from .errors import describe, one_line
 from .grid import Trial, expand
-from .spec import StudySpec, parse_when, validate
-from .plugins import load_plugins
-from .trial import Context, run_dense, run_masked
+from .lease import Lease
+from .spec import StudySpec, SpecError, parse_when
+from .trial import Context, failed_row
+
+log = logging.getLogger("raysweep")
+
+SPEC = "spec.yaml"
+LEASE = "lease.json"
+COORDINATOR_MEMORY = 512 * 1024 ** 2   # bytes a Ray Train coordinating trial holds: a Python process with torch
+DENSE_CORRUPT = "DenseCorrupt"
 
 
 class ResourceError(RuntimeError):
     """The cluster cannot ever run the study's trials as specified."""
 
 
+class StudyInterrupted(KeyboardInterrupt):
+    """The run was stopped (Ctrl-C) before every trial finished; the rows written so far are kept."""
+
+    def __init__(self, run: "StudyRun"):
+        self.run = run
+        super().__init__(f"interrupted: {run.ran} trial(s) finished in this run, {run.missing} still missing")
+
+
 @dataclass
 class StudyRun:
     path: str                 # the study directory (or URI)
-    frame: pd.DataFrame       # one row per trial, this run's and earlier runs'
-    ran: int                  # trials run now
+    frame: pd.DataFrame       # one row per trial of the current spec
+    ran: int                  # trials that finished (completed or diverged) in this run
     skipped: int              # trials already finished by an earlier run
-    failed: int               # trials recorded as failed now
-    dense_trainings: int      # dense runs this run trained (the rest came from storage)
+    failed: int               # trials recorded as failed in this run
+    dense_trainings: int      # dense runs this run trained to the end (the rest came from storage)
+    missing: int = 0          # trials of the spec with no finished row after this run
+    stale: int = 0            # rows of trials the spec no longer has (kept on disk, not in frame)
 
 
-def connect(address: str | None = None) -> None:
+def connect(address: str | None = None, log_to_driver: bool = True) -> None:
     """Attach to the cluster at `address` / $RAY_ADDRESS, or start a local one in-process."""
+    import ray
+
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address)   # resources belong to the cluster: passing num_cpus here is an error
     else:
-        ray.init(include_dashboard=False)
+        ray.init(include_dashboard=False, log_to_driver=log_to_driver)
+
+
+def _needs(spec: StudySpec) -> tuple[float, float]:
+    return spec.gpus_per_worker * spec.workers, spec.cpus_per_worker * spec.workers
+
+
+def check_local_resources(spec: StudySpec, address: str | None) -> list[str]:
+    """What can be known before Ray starts: a local cluster has this machine's GPUs and CPUs, and xla needs torch-xla
+    wherever it runs."""
+    problems = []
+    if spec.backend == "xla" and importlib.util.find_spec("torch_xla") is None:
+        problems.append("backend: 'xla' needs torch-xla: pip install 'raysweep[tpu]' on the TPU hosts")
+    if address or os.environ.get("RAY_ADDRESS") or spec.wait_for_resources:
+        return problems
+    import torch
+    need_gpu, need_cpu = _needs(spec)
+    have_gpu = torch.cuda.device_count() if need_gpu else 0
+    if need_gpu and have_gpu < need_gpu:
+        problems.append(f"gpus_per_worker: the study asks for {need_gpu:g} GPU(s) per trial ({spec.workers} "
+                        f"worker(s) x {spec.gpus_per_worker:g}) and this machine has {have_gpu}; set "
+                        f"gpus_per_worker: 0, or attach to a cluster that has GPUs (--address)")
+    if need_cpu > (os.cpu_count() or 1):
+        problems.append(f"cpus_per_worker: a trial needs {need_cpu:g} CPUs ({spec.workers} worker(s) x "
+                        f"{spec.cpus_per_worker:g}) and this machine has {os.cpu_count()}")
+    return problems
 
 
 def check_resources(spec: StudySpec) -> None:
-    """Fail now if no node could ever hold a trial (Ray would leave it pending forever)."""
-    if spec.backend == "xla" and importlib.util.find_spec("torch_xla") is None:
-        raise ResourceError("backend 'xla' needs torch-xla: pip install 'raysweep[tpu]' on the TPU hosts")
+    """Fail now if no node of the attached cluster could ever hold a trial (Ray would leave it pending forever)."""
+    import ray
+
     if spec.wait_for_resources:
         return
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     total = {k: sum(n.get(k, 0) for n in nodes) for k in ("CPU", "GPU", "TPU")}
-    need_gpu = spec.gpus_per_worker * spec.workers
+    need_gpu, need_cpu = _needs(spec)
     if need_gpu and total["GPU"] < need_gpu:
         raise ResourceError(f"the study asks for {need_gpu:g} GPU(s) per trial ({spec.workers} worker(s) x "
                             f"gpus_per_worker={spec.gpus_per_worker:g}) but the cluster has {total['GPU']:g}; set "
                             f"gpus_per_worker: 0, or wait_for_resources: true on an autoscaling cluster")
     if spec.backend == "xla" and not total["TPU"]:
         raise ResourceError("backend 'xla' needs TPU hosts and the cluster has none")
-    need_cpu = spec.cpus_per_worker * spec.workers
     if total["CPU"] < need_cpu:
         raise ResourceError(f"a trial needs {need_cpu:g} CPUs ({spec.workers} worker(s) x cpus_per_worker="
                             f"{spec.cpus_per_worker:g}) but the cluster has {total['CPU']:g}")
 
 
-def check_feasible(spec: StudySpec, trials: list[Trial]) -> None:
-    """Load the data and build the model once, and check every quota at every sparsity, before any trial."""
-    ds = data.get(spec.data, spec.data_root)
-    for name in spec.ood or []:
-        data.get(name, spec.data_root)
+def preflight(spec: StudySpec, trials: list[Trial], address: str | None = None) -> list[str]:
+    """The checks that read files: the data sets are present (never downloaded here, no directory created), every
+    quota is feasible on the model's layers at every sparsity it is asked for, and the local resources suffice."""
+    from .. import data, models, pruning
+
+    problems = check_local_resources(spec, address)
+    try:
+        ds = data.get(spec.data, spec.data_root, download=False)
+    except data.DataNotFound as e:
+        return problems + [f"data: {e}"]
+    for name in spec.ood:
+        try:
+            data.get(name, spec.data_root, download=False)
+        except data.DataNotFound as e:
+            problems.append(f"ood: {e}")
     model = models.create(spec.model, num_classes=ds.num_classes, input_shape=ds.input_shape)
     shapes = [tuple(p.shape) for p in pruning.prunable(model).values()]
-    for quota, sparsity in sorted({(t.quota, t.sparsity) for t in trials}):
-        if quota != "global" and not quota.startswith("ratio:"):
-            pruning.quota(quota, shapes, sparsity)
+    for i, g in enumerate(spec.grids):
+        for quota in g.quotas:
+            if quota == "global" or quota.startswith("ratio:"):
+                continue
+            for sparsity in g.sparsities if g.sparsities is not None else spec.sparsities:
+                try:
+                    pruning.quota(quota, shapes, sparsity)
+                except (pruning.InfeasibleQuota, ValueError) as e:
+                    problems.append(f"grids[{i}].quotas: {quota!r} at sparsity {sparsity:g} on {spec.model}: {e}")
+    return problems
 
 
-def _ray_train(job: str, trial: Trial, ctx: Context, dense: dict | None) -> None:
-    """Run a job data-parallel over ctx.workers Ray Train workers (DDP); rank 0 writes its outputs."""
+def study_path(spec: StudySpec) -> str:
+    return Storage(spec.storage).path(spec.name)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def spec_changes(old: dict, new: dict) -> list[str]:
+    """'field: old -> new' for every field that differs between two dumps of a spec."""
+    a, b = _flat(old), _flat(new)
+    return [f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}" for k in sorted(set(a) | set(b))
+            if a.get(k, "(unset)") != b.get(k, "(unset)")]
+
+
+def _leftovers(storage: Storage, *parts: str) -> None:
+    """Remove what killed writers left: '.<name>.<random>.tmp' files (complete files are renamed, never left)."""
+    for rel, _ in storage.files(*parts):
+        base = rel.rsplit("/", 1)[-1]
+        if base.startswith(".") and base.endswith(".tmp"):
+            storage.delete(*parts, rel)
+
+
+@dataclass
+class Plan:
+    """What a run would do, known without Ray."""
+    trials: list[Trial]
+    todo: list[Trial]
+    done: int
+    stale: int
+
+
+def plan(spec: StudySpec, set_aside: bool = False) -> Plan:
+    """The study's trials, those with no finished row yet, and how many rows on disk are stale."""
+    trials = expand(spec)
+    storage = Storage(spec.storage)
+    scanned = results.scan(storage, spec.name, set_aside=set_aside)
+    ids = {t.trial_id for t in trials}
+    now, stale = results.split_stale(scanned.rows, ids)
+    finished = set(now.loc[now["status"].isin(results.FINISHED), "trial_id"])
+    todo = [t for t in trials if t.trial_id not in finished]
+    return Plan(trials, todo, len(trials) - len(todo), len(stale))
+
+
+def run_study(spec: StudySpec, address: str | None = None, verbose: int = 1, callbacks=(),
+              wait: bool = False) -> StudyRun:
+    """Run every trial of `spec` not already finished in its storage; return the rows of the spec's trials.
+
+    verbose: 0 prints nothing but warnings, 1 one line per finished trial, 2 Ray Tune's own progress tables.
+    callbacks: Ray Tune callbacks (e.g. logger callbacks) added to the study's Tune runs.
+    wait: if another driver runs this study now, wait for it instead of raising LeaseHeld.
+    """
+    trials = expand(spec)
+    problems = preflight(spec, trials, address)
+    if problems:
+        raise SpecError(problems)
+    storage = Storage(spec.storage)
+    with Lease(storage, (spec.name, LEASE), f"study {spec.name!r}").acquire(wait=wait):
+        _record_spec(storage, spec, trials)
+        _leftovers(storage, spec.name)
+        planned = plan(spec, set_aside=True)
+        if planned.stale:
+            log.warning("%d row(s) of trials the spec no longer has are stale: kept in %s, left out of the study's "
+                        "results (results.load(..., include_stale=True) reads them)", planned.stale,
+                        storage.path(spec.name, results.ROWS))
+        todo = planned.todo
+        trainings, failed, interrupted = 0, 0, False
+        if todo:
+            connect(address, log_to_driver=verbose >= 2)
+            check_resources(spec)
+            ctx = _context(spec, storage, trials)
+            for _ in range(3):   # a damaged dense checkpoint costs a round: retrain it, rerun its trials
+                trained, interrupted, broken = _dense_phase(spec, ctx, storage, todo, verbose, callbacks)
+                trainings += trained
+                if not interrupted:
+                    interrupted = _trial_phase(spec, ctx, storage, todo, broken, verbose, callbacks)
+                rows = _rows(storage, spec.name, todo)
+                corrupt = [t for t in todo if t.trial_id in rows and rows[t.trial_id]["status"] == "failed"
+                           and str(rows[t.trial_id].get("error") or "").startswith(DENSE_CORRUPT)]
+                if interrupted or not corrupt:
+                    break
+                todo = corrupt
+        rows = _rows(storage, spec.name, planned.todo)
+        finished_now = sum(r["status"] in results.FINISHED for r in rows.values())
+        failed = sum(r["status"] == "failed" for r in rows.values())
+        frame = results.consolidate(storage, spec.name)
+        run = StudyRun(path=storage.path(spec.name), frame=frame, ran=finished_now, skipped=planned.done,
+                       failed=failed, dense_trainings=trainings, missing=len(planned.todo) - finished_now,
+                       stale=planned.stale)
+    if interrupted:
+        raise StudyInterrupted(run)
+    return run
+
+
+def _record_spec(storage: Storage, spec: StudySpec, trials: list[Trial]) -> None:
+    """Write spec.yaml and the manifest of current trial ids; say what changed if the study ran before."""
+    new = spec.to_dict()
+    if storage.exists(spec.name, SPEC):
+        try:
+            old = yaml.safe_load(storage.read_bytes(spec.name, SPEC)) or {}
+        except yaml.YAMLError:
+            old = {}
+        changes = spec_changes(old, new)
+        if changes:
+            log.warning("study %r changed since its last run (%s); rows of trials it no longer has stay on disk as "
+                        "stale rows", spec.name, "; ".join(changes))
+    storage.write_bytes(yaml.safe_dump(new, sort_keys=False).encode(), spec.name, SPEC)
+    results.write_manifest(storage, spec.name, [t.trial_id for t in trials])
+
+
+def _context(spec: StudySpec, storage: Storage, trials: list[Trial]) -> Context:
+    rewind = parse_when(trials[0].train_hparams().rewind_step) if trials else "init"
+    # absolute paths: Tune runs each trial in its own working directory
+    return Context(storage=storage.uri, study=spec.name,
+                   data_root=os.path.abspath(spec.data_root) if spec.data_root else None,
+                   metrics=list(spec.metrics), ood=list(spec.ood),
+                   plugins=[os.path.abspath(p) if p.endswith(".py") else p for p in spec.plugins],
+                   dense_steps=sorted({"init", "end", rewind, *(t.prune_at for t in trials)}),
+                   workers=spec.workers, ray_train=spec.ray_train, cpus_per_worker=spec.cpus_per_worker,
+                   gpus_per_worker=spec.gpus_per_worker, backend=spec.backend)
+
+
+def _rows(storage: Storage, study: str, trials: list[Trial]) -> dict[str, dict]:
+    ids = {t.trial_id for t in trials}
+    df = results.scan(storage, study).rows
+    return {r["trial_id"]: r for r in df[df["trial_id"].isin(ids)].to_dict("records")}
+
+
+def _dense_phase(spec, ctx, storage, todo, verbose, callbacks) -> tuple[int, bool, dict[str, str]]:
+    """Train the dense runs `todo` needs and nobody has; wait (holding no trial slot) for those another driver is
+    training. Returns (runs trained, interrupted, {dense_id: error} of runs that failed)."""
+    pending = {}
+    for t in todo:
+        if t.needs_dense and t.dense_id not in pending:
+            pending[t.dense_id] = t.dense_trial()
+    pending = {i: t for i, t in pending.items()
+               if not dense_store.complete(dense_store.read_result(storage, i), ctx.dense_steps)}
+    trained, broken = 0, {}
+    while pending:
+        mine = {}
+        for dense_id in pending:
+            lease = Lease(storage, (dense_store.DENSE, dense_id, dense_store.LEASE), f"dense run {dense_id}")
+            if lease.try_acquire() is None:
+                mine[dense_id] = lease.keep()
+                _leftovers(storage, dense_store.DENSE, dense_id)
+        try:
+            if mine:
+                jobs = [_job("dense", [pending[i]]) for i in mine]
+                errors, interrupted = _tune(spec, ctx, storage, jobs, "dense", verbose, callbacks)
+                if interrupted:
+                    return trained, True, broken
+                for job in jobs:
+                    dense_id = Trial.from_dict(job["trials"][0]).dense_id
+                    if errors.get(job["name"]) is not None:
+                        broken[dense_id] = errors[job["name"]]
+                    elif dense_store.read_result(storage, dense_id) is not None:
+                        trained += 1
+        finally:
+            for lease in mine.values():
+                lease.release()
+        for dense_id in list(pending):
+            if dense_id in mine or dense_store.complete(dense_store.read_result(storage, dense_id),
+                                                        ctx.dense_steps):
+                del pending[dense_id]
+        if pending and not mine:
+            time.sleep(1.0)
+    return trained, False, broken
+
+
+def _trial_phase(spec, ctx, storage, todo, broken, verbose, callbacks) -> bool:
+    """Run the trials; those whose dense run failed are recorded failed with its error. Returns interrupted."""
+    runnable = []
+    for t in todo:
+        if t.dense_id in broken and t.needs_dense:
+            results.write_row(storage, spec.name, failed_row(t, ctx, f"the dense run {t.dense_id} failed: "
+                                                                      f"{broken[t.dense_id]}"))
+        else:
+            runnable.append(t)
+    if not runnable:
+        return False
+    jobs = [_job("masked", [t]) for t in runnable]
+    errors, interrupted = _tune(spec, ctx, storage, jobs, "trials", verbose, callbacks)
+    rows = _rows(storage, spec.name, runnable)
+    for job in jobs:
+        if errors.get(job["name"]) is None:
+            continue
+        for t in map(Trial.from_dict, job["trials"]):
+            # a worker that died (killed, out of memory) wrote nothing: record the error Tune saw
+            if t.trial_id not in rows:
+                results.write_row(storage, spec.name, failed_row(t, ctx, errors[job["name"]]))
+    return interrupted
+
+
+# --- Tune --------------------------------------------------------------------------------------------------------
+
+_SHOWN = ("method", "sparsity", "seed", "ablation", "quota", "prune_at", "target", "model", "data")
+
+
+def _job(kind: str, trials: list[Trial]) -> dict:
+    """One Tune trial: its readable name, its settings as Tune's config, and the trials it runs."""
+    t = trials[0]
+    name = f"{t.method}"
+    if t.method != "dense":
+        name += f"-s{t.sparsity:g}"
+        name += "".join(f"-{v}" for v, d in ((t.ablation, "none"), (t.quota, "global"), (t.prune_at, "init"),
+                                              (t.target, "direct")) if v != d)
+    name = f"{name}-seed{t.seed}-{(t.dense_id if kind == 'dense' else t.trial_id)[:8]}"
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    config = {"name": name, "kind": kind, "trial_id": t.trial_id, **{k: getattr(t, k) for k in _SHOWN}}
+    return {"name": name, "kind": kind, "config": config, "trials": [x.to_dict() for x in trials]}
+
+
+def _enter(ctx: dict) -> Context:
+    """Set up a trial or worker process: the study's plugins, and one torch thread per reserved CPU (more would
+    fight the other trials on the node)."""
+    import torch
+
+    from .plugins import load_plugins
+    ctx = Context(**ctx)
+    load_plugins(ctx.plugins)
+    torch.set_num_threads(max(1, int(ctx.cpus_per_worker)))
+    return ctx
+
+
+def _ray_train(kind: str, trial: Trial, ctx: Context) -> None:
+    """Run a trial data-parallel over ctx.workers Ray Train workers (DDP); rank 0 writes its outputs."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -99,143 +401,160 @@ def _ray_train(job: str, trial: Trial, ctx: Context, dense: dict | None) -> None
     storage = Storage(ctx.storage)
     where = storage.path(ctx.study, "train") if storage.local else ctx.storage.rstrip("/") + f"/{ctx.study}/train"
     trainer = TorchTrainer(_train_worker, scaling_config=scaling,
-                           train_loop_config={"job": job, "trial": trial.to_dict(),
-                                              "ctx": dataclasses.asdict(ctx), "dense": dense},
-                           run_config=RunConfig(name=f"{job}-{trial.trial_id}-{int(time.time())}",
+                           train_loop_config={"kind": kind, "trial": trial.to_dict(), "ctx": dataclasses.asdict(ctx)},
+                           run_config=RunConfig(name=f"{kind}-{trial.trial_id}-{int(time.time())}",
                                                 storage_path=where, callbacks=[TuneReportCallback()]),
                            **kwargs)
     trainer.fit()
-
-
-def _enter(ctx: dict) -> Context:
-    """Set up a trial or worker process: the study's plugins, and one torch thread per reserved CPU (more would
-    fight the other trials on the node)."""
-    import torch
-
-    ctx = Context(**ctx)
-    load_plugins(ctx.plugins)
-    torch.set_num_threads(max(1, int(ctx.cpus_per_worker)))
-    return ctx
 
 
 def _train_worker(config: dict) -> None:
     import ray.train
     import ray.train.torch
 
+    from .trial import run_dense, run_masked
     ctx = _enter(config["ctx"])
     trial = Trial.from_dict(config["trial"])
     device = ray.train.torch.get_device() if ctx.backend == "torch" else None
-    if config["job"] == "dense":
+    if config["kind"] == "dense":
         run_dense(trial, ctx, device=device)
     else:
-        row = run_masked(trial, ctx, config["dense"], device=device, report=lambda m: ray.train.report(m))
+        row = run_masked(trial, ctx, device=device, report=lambda m: ray.train.report(m))
         ray.train.report({"accuracy": (row or {}).get("accuracy")})
 
 
-def _tune_trial(config: dict, trials: dict, ctx: dict) -> None:
-    """One Tune trial: make sure its dense run exists, then prune and retrain, in-process or through Ray Train."""
+def _summary(row: dict) -> dict:
+    return {k: row.get(k) for k in ("trial_id", "method", "sparsity", "seed", "ablation", "quota", "prune_at",
+                                     "target", "status", "accuracy", "wall_time", "error")}
+
+
+def _tune_job(config: dict, jobs: dict, ctx: dict) -> None:
+    """One Tune trial: a dense run, or trials pruned and retrained in-process or through Ray Train. A trial that
+    raises gets a failed row (its root error) and the Tune trial raises after the others finished, so Tune retries
+    it; a retry skips the trials already finished."""
+    from ray import tune
+
+    from .trial import run_dense, run_masked
     ctx = _enter(ctx)
-    trial = Trial.from_dict(trials[config["trial_id"]])
-    dense = None
-    if trial.needs_dense:
-        produce = (partial(_ray_train, "dense", trial, ctx, None) if ctx.distributed
-                   else partial(run_dense, trial, ctx))
-        dense = cache.DenseCache(ctx.storage).ensure(trial.dense_id, ctx.dense_steps, produce)
-    if ctx.distributed:
-        # the workers' reports reach Tune through TuneReportCallback; after fit() this process may not report
-        _ray_train("masked", trial, ctx, dense)
-    else:
-        row = run_masked(trial, ctx, dense, report=tune.report)
-        tune.report({"accuracy": row["accuracy"], "status": row["status"]})
+    job = jobs[config["name"]]
+    trials = [Trial.from_dict(d) for d in job["trials"]]
+    storage = Storage(ctx.storage)
+    if job["kind"] == "dense":
+        trial = trials[0]
+        if ctx.distributed:
+            _ray_train("dense", trial, ctx)
+        else:
+            run_dense(trial, ctx, report=tune.report)
+        result = dense_store.read_result(storage, trial.dense_id) or {}
+        tune.report({"done": True, "rows": [{"method": "dense (trained)", "seed": trial.seed,
+                                             "status": result.get("status"), "accuracy": result.get("accuracy"),
+                                             "wall_time": result.get("wall_time")}]})
+        return
+    summaries, errors = [], []
+    for trial in trials:
+        row = results.read_row(storage, ctx.study, trial.trial_id)
+        if row is not None and row["status"] in results.FINISHED:
+            continue
+        try:
+            if ctx.distributed:
+                _ray_train("masked", trial, ctx)
+                row = results.read_row(storage, ctx.study, trial.trial_id)
+            else:
+                row = run_masked(trial, ctx, report=tune.report)
+        except dense_store.DenseCorrupt as e:   # the driver retrains the dense run and reruns the trial
+            row = failed_row(trial, ctx, f"{DENSE_CORRUPT}: {e}")
+            results.write_row(storage, ctx.study, row)
+        except Exception as e:
+            row = failed_row(trial, ctx, e)
+            results.write_row(storage, ctx.study, row)
+            errors.append(e)
+        summaries.append(_summary(row or {}))
+    tune.report({"done": not errors, "rows": summaries})
+    if errors:
+        raise errors[0]
 
 
-def _dense_steps(trials: list[Trial]) -> list[str]:
-    """Every dense checkpoint any trial of the study reads, plus the preset's rewinding point."""
-    rewind = parse_when(trials[0].train_hparams().rewind_step) if trials else "init"
-    return sorted({"init", "end", rewind, *(t.prune_at for t in trials)})
+class _Progress:
+    """One line per finished trial: [done/total] settings: accuracy (status) in time, and the time left."""
+
+    def __init__(self, total: int, what: str):
+        from ray.tune import Callback
+
+        progress = self
+
+        class Lines(Callback):
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                for row in result.get("rows") or []:
+                    progress.line(row)
+
+        self.total, self.what, self.done, self.started = total, what, 0, time.monotonic()
+        self.callback = Lines()
+
+    def line(self, row: dict) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        what = row.get("method", "")
+        if row.get("sparsity") is not None and what != "dense":
+            what += f" s={row['sparsity']:g}"
+        what += "".join(f" {row[k]}" for k, d in (("ablation", "none"), ("quota", "global"), ("prune_at", "init"),
+                                                   ("target", "direct")) if row.get(k) not in (None, d))
+        outcome = (f"accuracy {100 * row['accuracy']:.1f}%" if row.get("accuracy") is not None
+                   else one_line(row.get("error")))
+        print(f"[{self.done}/{self.total} {self.what}] {what} seed={row.get('seed')}: {outcome} "
+              f"({row.get('status')}, {row.get('wall_time') or 0:.1f} s); about {left / 60:.1f} min left",
+              flush=True)
 
 
-def _resources(spec: StudySpec, ctx: Context) -> dict:
-    if ctx.distributed:
-        return {"cpu": 0, "memory": 1024}   # the trial only coordinates; its Ray Train workers hold the resources
-    return {"cpu": spec.cpus_per_worker, "gpu": spec.gpus_per_worker}
+def _loggers(spec: StudySpec) -> list:
+    """Tune always writes CSV, JSON and TensorBoard logs; wandb and mlflow are added when the spec names them."""
+    out = []
+    if "wandb" in spec.loggers:
+        from ray.air.integrations.wandb import WandbLoggerCallback
+        out.append(WandbLoggerCallback(project=spec.name))
+    if "mlflow" in spec.loggers:
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+        out.append(MLflowLoggerCallback(experiment_name=spec.name))
+    return out
 
 
-def _max_concurrent(spec: StudySpec, ctx: Context) -> int | None:
-    if spec.max_concurrent:
-        return spec.max_concurrent
-    if ctx.distributed:
-        # coordinating trials hold nothing, so bound them by what their workers can get
-        cpus = ray.cluster_resources().get("CPU", 1)
-        return max(1, int(cpus // (spec.workers * spec.cpus_per_worker)))
-    return None
+def _lookup(jobs: dict, key: str, config: dict):
+    return jobs[config["name"]]["config"][key]
 
 
-def study_path(spec: StudySpec) -> str:
-    return Storage(spec.storage).path(spec.name)
+def _tune(spec, ctx, storage, jobs: list[dict], phase: str, verbose, callbacks) -> tuple[dict, bool]:
+    """Run jobs as Tune trials; returns ({job name: error text or None}, whether the run was interrupted)."""
+    from ray import tune
 
-
-def run_study(spec: StudySpec, address: str | None = None, verbose: int = 1) -> StudyRun:
-    """Run every trial of `spec` not already finished in its storage; return all of the study's rows."""
-    validate(spec)
-    trials = expand(spec)
-    check_feasible(spec, trials)
-    connect(address)
-    check_resources(spec)
-    storage = Storage(spec.storage)
-    storage.write_bytes(yaml.safe_dump(_plain(spec.to_dict()), sort_keys=False).encode(), spec.name, "spec.yaml")
-    actor = cache.create(storage.uri)
-    finished = results.finished_ids(storage, spec.name)
-    todo = [t for t in trials if t.trial_id not in finished]
-    # absolute paths: Tune runs each trial in its own working directory
-    ctx = Context(storage=storage.uri, study=spec.name,
-                  data_root=os.path.abspath(spec.data_root) if spec.data_root else None,
-                  metrics=list(spec.metrics or []),
-                  ood=list(spec.ood or []),
-                  plugins=[str(os.path.abspath(p)) if str(p).endswith(".py") else p for p in spec.plugins or []],
-                  dense_steps=_dense_steps(trials), workers=spec.workers, ray_train=spec.ray_train,
-                  cpus_per_worker=spec.cpus_per_worker, gpus_per_worker=spec.gpus_per_worker, backend=spec.backend)
-    failed = 0
-    if todo:
-        failed = _tune(spec, todo, ctx, storage, verbose)
-    trainings = sum(ray.get(actor.trainings_started.remote()).values())
-    frame = results.consolidate(storage, spec.name)
-    return StudyRun(path=storage.path(spec.name), frame=frame, ran=len(todo), skipped=len(trials) - len(todo),
-                    failed=failed, dense_trainings=trainings)
-
-
-def _tune(spec: StudySpec, todo: list[Trial], ctx: Context, storage: Storage, verbose: int) -> int:
-    trials = {t.trial_id: t.to_dict() for t in todo}
-    trainable = tune.with_resources(tune.with_parameters(_tune_trial, trials=trials, ctx=dataclasses.asdict(ctx)),
-                                    _resources(spec, ctx))
+    table = {j["name"]: j for j in jobs}
+    keys = list(jobs[0]["config"])
+    space = {"name": tune.grid_search(list(table)),
+             **{k: tune.sample_from(partial(_lookup, table, k)) for k in keys if k != "name"}}
+    resources = ({"cpu": 0, "memory": COORDINATOR_MEMORY} if ctx.distributed
+                 else {"cpu": spec.cpus_per_worker, "gpu": spec.gpus_per_worker})
+    trainable = tune.with_resources(tune.with_parameters(_tune_job, jobs=table, ctx=dataclasses.asdict(ctx)),
+                                    resources)
     where = storage.path(spec.name, "tune") if storage.local else storage.uri.rstrip("/") + f"/{spec.name}/tune"
+    progress = _Progress(sum(len(j["trials"]) for j in jobs), phase)
     tuner = tune.Tuner(
-        trainable,
-        param_space={"trial_id": tune.grid_search(list(trials))},
-        tune_config=tune.TuneConfig(max_concurrent_trials=_max_concurrent(spec, ctx),
+        trainable, param_space=space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None,
                                     # a reused process skips torch's import; a nested Ray Train run cannot be reused
                                     reuse_actors=not ctx.distributed,
-                                    trial_dirname_creator=lambda t: t.config["trial_id"]),
-        run_config=tune.RunConfig(name=f"run-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=where,
+                                    trial_dirname_creator=lambda t: t.config["name"],
+                                    trial_name_creator=lambda t: t.config["name"]),
+        run_config=tune.RunConfig(name=f"{phase}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=where,
                                   failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                                  verbose=verbose),
+                                  callbacks=[*([progress.callback] if verbose == 1 else []), *_loggers(spec),
+                                             *callbacks],
+                                  verbose=2 if verbose >= 2 else 0),
     )
     grid = tuner.fit()
-    failed = 0
+    errors, interrupted = {}, False
     for result in grid:
-        if result.error is None:
-            continue
-        trial = Trial.from_dict(trials[result.config["trial_id"]])
-        failed += 1
-        results.write_row(storage, spec.name, {"study": spec.name, **trial.columns(), "status": "failed",
-                                               "error": f"{type(result.error).__name__}: {result.error}"[:4000],
-                                               "finished_at": time.time()})
-    return failed
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+        name = result.config["name"]
+        if result.error is not None:
+            errors[name] = describe(result.error)
+        elif not (result.metrics or {}).get("done"):
+            interrupted = True
+    return errors, interrupted

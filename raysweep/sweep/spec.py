@@ -1,128 +1,117 @@
-"""A study: what to prune, how, when, how often, and on what resources. Loadable from YAML, validated up front."""
+"""A study: what to prune, how, when, how often, and on what resources. Loadable from YAML, typed and strict.
+
+The spec is a pydantic model: every field has a type, a default and a help text (`StudySpec.model_json_schema()` is the
+JSON Schema editors read); unknown fields, values of the wrong type (a string for a number, 'no' for a boolean) and
+unknown registry names are errors, all of them reported together, each naming its field. The checks that need files
+(the data set is present, every quota is feasible on the model's layers) run in `preflight`, still before Ray starts,
+without downloading anything or creating a directory.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field, fields
+import typing
+from typing import Annotated, Any, Literal, Union
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .plugins import load_plugins
 
+WHEN = ("init", "end")   # besides a step ('Nit', 'Nep' or an int)
+EXTRA_METHODS = ("ltr", "dense")
+LOGGERS = ("tensorboard", "csv", "json", "wandb", "mlflow")
+
 
 class SpecError(ValueError):
-    """Every problem found in a study spec, one per line, each naming its field."""
+    """Every problem found in a spec, one per line, each naming its field."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__("invalid study spec:\n" + "\n".join(f"  - {p}" for p in problems))
+        super().__init__("invalid spec:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def _f(default, help, factory=None):
-    if factory is not None:
-        return field(default_factory=factory, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+def _where(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "spec"
 
 
-WHEN = ("init", "end")   # besides a step ('Nit', 'Nep' or an int)
-EXTRA_METHODS = ("ltr", "dense")
+def problems_of(error: ValidationError) -> list[str]:
+    """One line per problem: 'field: what is wrong (got value)'."""
+    lines = []
+    for e in error.errors():
+        msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif e["type"] != "value_error" and "input" in e and not isinstance(e["input"], (dict, BaseModel)):
+            msg += f" (got {e['input']!r})"
+        lines.append(f"{_where(e['loc'])}: {msg}" if e["loc"] else msg)
+    return lines
 
 
-@dataclass
-class Grid:
-    """One block of the study's grid; its trials are methods x ablations x quotas x prune_at x sparsities x seeds."""
+class SpecModel(BaseModel):
+    """Loading, copying and dumping shared by every spec."""
 
-    methods: list = _f(None, "pruning methods (pruning.methods()), 'ltr' (mask from magnitude pruning after "
-                             "training, weights rewound to prune_at) or 'dense' (the unpruned network)",
-                       lambda: ["random", "magnitude", "snip", "grasp", "synflow"])
-    ablations: list = _f(None, "'none' or pruning.ablations() names (Frankle section 5)", lambda: ["none"])
-    quotas: list = _f(None, "'global' (one ranking over all layers), a quota name (pruning.quotas()) or "
-                            "'ratio:<method>'", lambda: ["global"])
-    prune_at: list = _f(None, "when to prune: 'init', a training step ('1000it', '2ep') or 'end' (after training)",
-                        lambda: ["init"])
-    sparsities: list | None = _f(None, "sparsities of this block; None takes the study's")
-    targets: list = _f(None, "'direct' (the sparsity counts removed weights) or 'effective' (it counts weights off "
-                             "every input-output path: Vysogorets section 5 / Algorithm 1)", lambda: ["direct"])
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
 
-
-class YamlSpec:
-    """Loading and copying for spec dataclasses; NESTED maps a list field to the dataclass of its items."""
-
-    NESTED: dict = {}
+    def __init__(self, **fields):
+        # built in Python, a spec reports its problems as from YAML: every one, each naming its field
+        try:
+            super().__init__(**fields)
+        except ValidationError as e:
+            raise SpecError(problems_of(e)) from None
 
     @classmethod
-    def from_dict(cls, raw: dict):
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise SpecError([f"{k}: unknown field (known: {sorted(known)})" for k in unknown])
-        raw = dict(raw)
-        for name, item_cls in cls.NESTED.items():
-            if name not in raw:
-                continue
-            item_fields = {f.name for f in fields(item_cls)}
-            problems = [f"{name}[{i}].{k}: unknown field (known: {sorted(item_fields)})"
-                        for i, item in enumerate(raw[name] or []) for k in (item or {}) if k not in item_fields]
-            if problems:
-                raise SpecError(problems)
-            raw[name] = [item_cls(**(item or {})) for item in raw[name] or []]
-        return cls(**raw)
+    def from_dict(cls, raw):
+        if raw is None:
+            raise SpecError(["spec: the spec is empty (write its fields as 'name: value' lines)"])
+        if not isinstance(raw, dict):
+            raise SpecError([f"spec: must be a mapping of fields ('name: value' lines), got a "
+                             f"{type(raw).__name__}"])
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as e:
+            raise SpecError(problems_of(e)) from None
 
     @classmethod
     def from_yaml(cls, path):
-        with open(path) as f:
-            return cls.from_dict(yaml.safe_load(f) or {})
+        try:
+            with open(path) as f:
+                raw = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise SpecError([f"spec: {path} is not valid YAML ({str(e).splitlines()[0]})"]) from None
+        except OSError as e:
+            raise SpecError([f"spec: cannot read {path} ({e.strerror})"]) from None
+        return cls.from_dict(raw)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
     def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
+        """A validated copy with some fields changed."""
+        return type(self).from_dict({**self.model_dump(), **changes})
 
 
-@dataclass
-class RunFields(YamlSpec):
-    """What every kind of study trains: model, data, training preset and initialisation."""
-
-    model: str = _f("lenet_300_100", "model name (raysweep.models.names())")
-    data: str = _f("digits", "data set name (raysweep.data.names())")
-    data_root: str | None = _f(None, "where data sets live (default $RAYSWEEP_DATA or ~/.raysweep/data)")
-    training: str = _f("digits", "training preset (raysweep.training.presets())")
-    hparams: dict = _f(None, "overrides of the preset's TrainHparams fields", dict)
-    init: str = _f("kaiming_normal", "weight initialisation scheme (raysweep.models.initialize)")
-    bn_init: str = _f("ones", "BatchNorm gamma initialisation: 'ones' or 'uniform'")
+def _f(default, help, **kw):
+    if callable(default):
+        return Field(default_factory=default, description=help, **kw)
+    return Field(default=default, description=help, **kw)
 
 
-@dataclass
-class StudySpec(RunFields):
-    NESTED = {"grids": Grid}
+def _known(values, allowed, what: str):
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what} {', '.join(map(repr, unknown))} (known: {', '.join(sorted(allowed))})")
+    return values
 
-    name: str = _f("study", "the study's directory name under storage")
-    storage: str = _f("runs", "local directory or pyarrow URI (s3://bucket/path) for results and dense checkpoints")
-    seeds: list = _f(None, "replicate seeds; a seed fixes the initial weights shared by all methods", lambda: [0])
-    sparsities: list = _f(None, "target sparsities in [0, 1)", lambda: [0.5, 0.9])
-    grids: list = _f(None, "blocks of the grid (see Grid); default: the five methods at init", lambda: [Grid()])
-    dense: bool = _f(True, "record each seed's dense network (its accuracy is the figures' reference line)")
-    retrain: str = _f("full", "after pruning at step t: 'full' repeats the whole schedule (Frankle section 3), "
-                              "'remaining' continues from step t")
-    rescale: bool = _f(False, "after pruning, rescale kept weights back onto the Edge of Chaos (Hayou et al.)")
-    ood: list = _f(None, "out-of-distribution data sets for the ood_auroc metric (raysweep.data.names())", list)
-    per_class: int = _f(10, "examples per class in the scoring batch of SNIP/GraSP (Frankle App. D)")
-    iterations: dict = _f(None, "rounds of iterative pruning per method, e.g. {synflow: 100}", dict)
-    metrics: list = _f(None, "extra metrics per trial (raysweep.metrics.names())", list)
-    plugins: list = _f(None, "modules or .py files imported in every trial process before it runs "
-                             "(to register models, methods or quotas)", list)
-    workers: int = _f(1, "data-parallel workers per trial (Ray Train DDP when > 1)")
-    cpus_per_worker: float = _f(1.0, "CPUs reserved per worker")
-    gpus_per_worker: float = _f(0.0, "GPUs per worker; a fraction lets several trials share a GPU")
-    ray_train: bool = _f(False, "launch Ray Train (TorchTrainer) for one-worker trials too; by default they run "
-                                "directly in their Tune trial, which starts 10-20 s sooner")
-    backend: str = _f("torch", "'torch' (DDP; gloo on CPU, nccl on GPU) or 'xla' (torch-xla on TPUs)")
-    wait_for_resources: bool = _f(False, "start even if the cluster lacks the GPUs now (autoscaling clusters)")
-    max_failures: int = _f(1, "retries of a trial that raises before it is recorded as failed")
-    max_concurrent: int = _f(0, "trials running at once (0: as many as the resources allow)")
 
+def _sparsities(values: list[float]) -> list[float]:
+    bad = [s for s in values if not 0 <= s < 1]
+    if bad:
+        raise ValueError(f"{', '.join(map(repr, bad))} outside [0, 1)")
+    return values
 
 
 def parse_when(value) -> str:
@@ -142,119 +131,247 @@ def parse_when(value) -> str:
     raise ValueError(f"{value!r} is not 'init', 'end', 'Nit' or 'Nep'")
 
 
-def _check(problems: list, name: str, values, allowed) -> None:
-    if not isinstance(values, list) or not values:
-        problems.append(f"{name}: must be a non-empty list")
-        return
-    for v in values:
-        if v not in allowed:
-            problems.append(f"{name}: unknown {v!r} (known: {sorted(allowed)})")
+class Grid(SpecModel):
+    """One block of the study's grid; its trials are methods x ablations x quotas x prune_at x sparsities x seeds."""
 
+    methods: list[str] = _f(lambda: ["random", "magnitude", "snip", "grasp", "synflow"],
+                            "pruning methods (pruning.methods()), 'ltr' (mask from magnitude pruning after training, "
+                            "weights rewound to prune_at) or 'dense' (the unpruned network)", min_length=1)
+    ablations: list[str] = _f(lambda: ["none"], "'none' or pruning.ablations() names (Frankle section 5)",
+                              min_length=1)
+    quotas: list[str] = _f(lambda: ["global"], "'global' (one ranking over all layers), a quota name "
+                                               "(pruning.quotas(), with parameters as 'name(key=value)') or "
+                                               "'ratio:<method>'", min_length=1)
+    prune_at: list[Union[str, int]] = _f(lambda: ["init"], "when to prune: 'init', a training step ('1000it', "
+                                                            "'2ep') or 'end' (after training)", min_length=1)
+    sparsities: list[float] | None = _f(None, "sparsities of this block in [0, 1); None takes the study's",
+                                        min_length=1)
+    targets: list[Literal["direct", "effective"]] = _f(
+        lambda: ["direct"], "'direct' (the sparsity counts removed weights) or 'effective' (it counts weights off "
+                            "every input-output path: Vysogorets section 5 / Algorithm 1)", min_length=1)
 
-def check_run_fields(problems: list, spec) -> None:
-    """Checks of the fields every kind of study has: name, model, data, training preset and its overrides."""
-    from .. import data, models, training
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v):
+        from .. import pruning
+        return _known(v, {*pruning.methods(), *EXTRA_METHODS}, "method")
 
-    if not spec.name or "/" in spec.name:
-        problems.append(f"name: {spec.name!r} must be a non-empty directory name")
-    if spec.model not in models.names():
-        try:
-            models.create(spec.model, num_classes=10, input_shape=(3, 32, 32))
-        except (KeyError, ValueError) as e:
-            problems.append(f"model: {e}")
-    if spec.data not in data.names():
-        problems.append(f"data: unknown {spec.data!r} (known: {data.names()})")
-    if spec.training not in training.presets():
-        problems.append(f"training: unknown preset {spec.training!r} (known: {training.presets()})")
-    else:
-        try:
-            training.preset(spec.training).replace(**(spec.hparams or {}))
-        except (KeyError, ValueError, TypeError) as e:
-            problems.append(f"hparams: {e}")
+    @field_validator("ablations")
+    @classmethod
+    def _ablations(cls, v):
+        from .. import pruning
+        return _known(v, {"none", *pruning.ablations()}, "ablation")
 
-
-def validate(spec: StudySpec) -> None:
-    """Raise SpecError listing every bad field, before anything runs."""
-    from .. import data, metrics, pruning
-
-    problems: list[str] = []
-    try:
-        load_plugins(spec.plugins or [])
-    except Exception as e:  # a plugin's own error, whatever it is, makes the spec unusable
-        problems.append(f"plugins: {type(e).__name__}: {e}")
-    check_run_fields(problems, spec)
-    if spec.bn_init not in ("ones", "uniform"):
-        problems.append(f"bn_init: {spec.bn_init!r} must be 'ones' or 'uniform'")
-    if not isinstance(spec.seeds, list) or not spec.seeds or not all(isinstance(s, int) for s in spec.seeds):
-        problems.append(f"seeds: {spec.seeds!r} must be a non-empty list of integers")
-    elif len(set(spec.seeds)) != len(spec.seeds):
-        problems.append(f"seeds: {spec.seeds!r} repeats a seed")
-    _check_sparsities(problems, "sparsities", spec.sparsities)
-    if not spec.grids:
-        problems.append("grids: must list at least one block")
-    method_names = set(pruning.methods()) | set(EXTRA_METHODS)
-    for i, g in enumerate(spec.grids or []):
-        _check(problems, f"grids[{i}].methods", g.methods, method_names)
-        _check(problems, f"grids[{i}].ablations", g.ablations, {"none", *pruning.ablations()})
-        _check(problems, f"grids[{i}].quotas", [_quota_name(q) for q in g.quotas or []],
-               {"global", *pruning.quotas(), *(f"ratio:{m}" for m in pruning.methods())})
-        if not isinstance(g.prune_at, list) or not g.prune_at:
-            problems.append(f"grids[{i}].prune_at: must be a non-empty list")
-        for when in g.prune_at or []:
+    @field_validator("quotas")
+    @classmethod
+    def _quotas(cls, v):
+        from .. import pruning
+        ratios = [q[len("ratio:"):] for q in v if q.startswith("ratio:")]
+        names, problems = [], []
+        for q in v:
+            if q != "global" and not q.startswith("ratio:"):
+                try:
+                    names.append(pruning.parse_quota(q)[0])
+                except ValueError as e:
+                    problems.append(str(e))
+        for values, allowed, what in ((names, pruning.quotas(), "quota"),
+                                      (ratios, pruning.methods(), "method in 'ratio:<method>'")):
             try:
-                parse_when(when)
+                _known(values, set(allowed), what)
             except ValueError as e:
-                problems.append(f"grids[{i}].prune_at: {e}")
-        if g.sparsities is not None:
-            _check_sparsities(problems, f"grids[{i}].sparsities", g.sparsities)
-        _check(problems, f"grids[{i}].targets", g.targets, {"direct", "effective"})
-        if "effective" in (g.targets or []) and set(g.methods or []) & {"ltr", "dense"}:
-            problems.append(f"grids[{i}].targets: 'effective' applies to pruning methods, not ltr or dense")
-    if spec.retrain not in ("full", "remaining"):
-        problems.append(f"retrain: {spec.retrain!r} must be 'full' or 'remaining'")
-    if not isinstance(spec.per_class, int) or spec.per_class < 1:
-        problems.append(f"per_class: {spec.per_class!r} must be a positive integer")
-    for method, rounds in (spec.iterations or {}).items():
-        if method not in pruning.methods():
-            problems.append(f"iterations: unknown method {method!r}")
-        if not isinstance(rounds, int) or rounds < 1:
-            problems.append(f"iterations: {method}={rounds!r} must be a positive integer")
-    if spec.metrics:
-        _check(problems, "metrics", spec.metrics, set(metrics.names()))
-    if spec.ood:
-        _check(problems, "ood", spec.ood, set(data.names()))
-    if spec.ood and "ood_auroc" not in (spec.metrics or []):
-        problems.append("ood: given without 'ood_auroc' in metrics")
-    if not isinstance(spec.workers, int) or spec.workers < 1:
-        problems.append(f"workers: {spec.workers!r} must be a positive integer")
-    if not spec.cpus_per_worker > 0:
-        problems.append(f"cpus_per_worker: {spec.cpus_per_worker!r} must be positive")
-    if not (spec.gpus_per_worker >= 0 and math.isfinite(spec.gpus_per_worker)):
-        problems.append(f"gpus_per_worker: {spec.gpus_per_worker!r} must be >= 0")
-    elif spec.gpus_per_worker > 1 and spec.gpus_per_worker != int(spec.gpus_per_worker):
-        problems.append(f"gpus_per_worker: {spec.gpus_per_worker!r} above 1 must be whole")
-    if spec.backend not in ("torch", "xla"):
-        problems.append(f"backend: {spec.backend!r} must be 'torch' or 'xla'")
-    if not isinstance(spec.max_failures, int) or spec.max_failures < 0:
-        problems.append(f"max_failures: {spec.max_failures!r} must be an integer >= 0")
-    if not isinstance(spec.max_concurrent, int) or spec.max_concurrent < 0:
-        problems.append(f"max_concurrent: {spec.max_concurrent!r} must be an integer >= 0")
-    if problems:
-        raise SpecError(problems)
+                problems.append(str(e))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    @field_validator("prune_at")
+    @classmethod
+    def _prune_at(cls, v):
+        return [parse_when(w) for w in v]
+
+    @field_validator("sparsities")
+    @classmethod
+    def _sparsities(cls, v):
+        return v if v is None else _sparsities(v)
+
+    @model_validator(mode="after")
+    def _effective(self):
+        if "effective" in self.targets and set(self.methods) & set(EXTRA_METHODS):
+            raise ValueError("targets: 'effective' applies to pruning methods, not ltr or dense")
+        return self
 
 
-def _quota_name(text) -> str:
-    from ..pruning import parse_quota
-    try:
-        return parse_quota(str(text))[0]
-    except ValueError as e:
-        return str(e)
+def _hparam_types() -> dict:
+    from ..training import TrainHparams
+    return typing.get_type_hints(TrainHparams)
 
 
-def _check_sparsities(problems: list, name: str, values) -> None:
-    if not isinstance(values, list) or not values:
-        problems.append(f"{name}: must be a non-empty list")
-        return
-    for s in values:
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s < 1:
-            problems.append(f"{name}: {s!r} is outside [0, 1)")
+class RunFields(SpecModel):
+    """What every kind of study trains: model, data, training preset and initialisation."""
+
+    model: str = _f("lenet_300_100", "model name (raysweep.models.names(), or any name matching "
+                                     "raysweep.models.patterns())")
+    data: str = _f("digits", "data set name (raysweep.data.names())")
+    data_root: str | None = _f(None, "where data sets live (default: $RAYSWEEP_DATA or ~/.raysweep/data)")
+    training: str = _f("digits", "training preset (raysweep.training.presets())")
+    hparams: dict[str, Any] = _f(dict, "overrides of the preset's TrainHparams fields")
+    init: str = _f("kaiming_normal", "weight initialisation scheme (raysweep.models.WEIGHT_INITS)")
+    bn_init: Literal["ones", "uniform"] = _f("ones", "BatchNorm gamma initialisation: 'ones' or 'uniform'")
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v):
+        from .. import models
+        if v not in models.names():
+            try:
+                models.create(v, num_classes=10, input_shape=(3, 32, 32))
+            except models.UnknownModel:
+                raise ValueError(f"unknown model {v!r} (known: {', '.join(models.names())}; other depths and "
+                                 f"widths: raysweep.models.patterns())") from None
+            except ValueError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, v):
+        from .. import data
+        return _known([v], set(data.names()), "data set")[0]
+
+    @field_validator("training")
+    @classmethod
+    def _training(cls, v):
+        from .. import training
+        return _known([v], set(training.presets()), "training preset")[0]
+
+    @field_validator("init")
+    @classmethod
+    def _init(cls, v):
+        from .. import models
+        return _known([v], set(models.WEIGHT_INITS), "init scheme")[0]
+
+    @field_validator("hparams")
+    @classmethod
+    def _hparams(cls, v):
+        from pydantic import TypeAdapter
+        types = _hparam_types()
+        _known(list(v), set(types), "TrainHparams field")
+        problems = []
+        for key, value in v.items():
+            # YAML has no tuples: a tuple field (lr_drops) takes a list of steps
+            kind = Union[list[Union[str, int]], tuple[Union[str, int], ...]] \
+                if typing.get_origin(types[key]) is tuple or types[key] is tuple else types[key]
+            try:
+                TypeAdapter(kind).validate_python(value, strict=True)
+            except ValidationError as e:
+                problems.append(f"{key}: {e.errors()[0]['msg']} (got {value!r})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    @model_validator(mode="after")
+    def _preset_accepts(self):
+        from .. import training
+        try:
+            training.preset(self.training).replace(**self.hparams)
+        except (KeyError, ValueError, TypeError) as e:
+            raise ValueError(f"hparams: {e}") from None
+        return self
+
+
+class StudySpec(RunFields):
+    """A grid study: its trials, where results go, and the resources each trial takes."""
+
+    name: str = _f("study", "the study's directory name under storage", min_length=1, pattern=r"^[^/\\]+$")
+    storage: str = _f("runs", "local directory or pyarrow URI (s3://bucket/path) for results and dense checkpoints",
+                      min_length=1)
+    seeds: list[int] = _f(lambda: [0], "replicate seeds; a seed fixes the initial weights shared by all methods",
+                          min_length=1)
+    sparsities: list[float] = _f(lambda: [0.5, 0.9], "target sparsities in [0, 1)", min_length=1)
+    grids: list[Grid] = _f(lambda: [Grid()], "blocks of the grid (see Grid); default: the five methods at init",
+                           min_length=1)
+    dense: bool = _f(True, "record each seed's dense network (its accuracy is the figures' reference line)")
+    retrain: Literal["full", "remaining"] = _f("full", "after pruning at step t: 'full' repeats the whole schedule "
+                                                       "(Frankle section 3), 'remaining' continues from step t")
+    rescale: bool = _f(False, "after pruning, rescale kept weights back onto the Edge of Chaos (Hayou et al.)")
+    ood: list[str] = _f(list, "out-of-distribution data sets for the ood_auroc metric (raysweep.data.names())")
+    per_class: int = _f(10, "examples per class in the scoring batch of SNIP/GraSP (Frankle App. D)", ge=1)
+    iterations: dict[str, Annotated[int, Field(ge=1)]] = _f(dict, "rounds of iterative pruning per method, e.g. "
+                                                                   "{synflow: 100}")
+    metrics: list[str] = _f(list, "extra metrics per trial (raysweep.metrics.names())")
+    plugins: list[str] = _f(list, "modules or .py files imported in every trial process before it runs (to "
+                                  "register models, methods, quotas or data sets); they run as code")
+    workers: int = _f(1, "data-parallel workers per trial (Ray Train DDP when > 1)", ge=1)
+    cpus_per_worker: float = _f(1.0, "CPUs reserved per worker", gt=0)
+    gpus_per_worker: float = _f(0.0, "GPUs per worker; a fraction lets several trials share a GPU", ge=0)
+    ray_train: bool = _f(False, "launch Ray Train (TorchTrainer) for one-worker trials too; by default they run "
+                                "directly in their Tune trial, which starts 10-20 s sooner")
+    backend: Literal["torch", "xla"] = _f("torch", "'torch' (DDP; gloo on CPU, nccl on GPU) or 'xla' (torch-xla "
+                                                   "on TPUs)")
+    wait_for_resources: bool = _f(False, "start even if the cluster lacks the GPUs now (autoscaling clusters)")
+    max_failures: int = _f(1, "retries of a trial that raises before it is recorded as failed", ge=0)
+    max_concurrent: int = _f(0, "trials running at once (0: as many as the cluster's resources allow, growing with "
+                                "an autoscaling cluster)", ge=0)
+    loggers: list[Literal[LOGGERS]] = _f(list, "Ray Tune logger callbacks: tensorboard, csv, json, wandb, mlflow "
+                                               "(the last two need their package installed)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load_plugins(cls, raw):
+        # plugins register names the other fields may use, so they are imported before any field is checked
+        plugins = raw.get("plugins") if isinstance(raw, dict) else None
+        if isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
+            try:
+                load_plugins(plugins)
+            except Exception as e:  # a plugin's own error, whatever it is, makes the spec unusable
+                raise ValueError(f"plugins: {type(e).__name__}: {e}") from None
+        return raw
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError(f"{v!r} repeats a seed")
+        return v
+
+    @field_validator("sparsities")
+    @classmethod
+    def _sparsities(cls, v):
+        return _sparsities(v)
+
+    @field_validator("gpus_per_worker")
+    @classmethod
+    def _gpus(cls, v):
+        if not math.isfinite(v) or (v > 1 and v != int(v)):
+            raise ValueError(f"{v!r} must be a fraction of one GPU or a whole number of GPUs")
+        return v
+
+    @field_validator("iterations")
+    @classmethod
+    def _iterations(cls, v):
+        from .. import pruning
+        _known(list(v), set(pruning.methods()), "method")
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, v):
+        from .. import metrics
+        return _known(v, set(metrics.names()), "metric")
+
+    @field_validator("ood")
+    @classmethod
+    def _ood(cls, v):
+        from .. import data
+        return _known(v, set(data.names()), "data set")
+
+    @model_validator(mode="after")
+    def _together(self):
+        if self.ood and "ood_auroc" not in self.metrics:
+            raise ValueError("ood: given without 'ood_auroc' in metrics")
+        return self
+
+
+def validate(spec: StudySpec) -> StudySpec:
+    """The spec checked again (a spec built field by field in Python was checked when built)."""
+    return StudySpec.from_dict(spec.model_dump())

@@ -1,11 +1,16 @@
-"""What one trial does, in whichever process runs it: build, (fetch dense weights,) prune, retrain, measure."""
+"""What one trial does, in whichever process runs it: build, (fetch dense weights,) prune, retrain, measure, record.
+
+A run's resumable state lives in its work directory: on local storage that is the storage itself; on remote storage a
+local directory whose files are uploaded to the same place on the storage every `upload_every` seconds (and at the
+end), and downloaded again by whichever node resumes the run, so a preempted node loses at most that much training.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import platform
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -14,8 +19,12 @@ from pathlib import Path
 import torch
 
 from .. import data, metrics, models, pruning, results, training
+from ..integrity import Corrupt
 from ..storage import Storage
-from .cache import DENSE, RESULT
+from ..training import checkpoints
+from . import dense as dense_store
+from .dense import DENSE
+from .errors import describe
 from .grid import Trial
 
 
@@ -35,6 +44,7 @@ class Context:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
     backend: str = "torch"
+    upload_every: float = 60.0
 
     @property
     def distributed(self) -> bool:
@@ -42,8 +52,53 @@ class Context:
         return self.workers > 1 or self.ray_train or self.backend == "xla"
 
 
+class Workdir:
+    """Where a run keeps its resumable state (checkpoints.STATE_FILE and step files), mirrored to the storage."""
+
+    SETUP = "setup.json"   # seconds spent before training (pruning, measuring) over every attempt
+
+    def __init__(self, ctx: Context, *parts: str):
+        self.storage, self.parts = Storage(ctx.storage), parts
+        self.every, self.last = ctx.upload_every, time.monotonic()
+        if self.storage.local:
+            self.path = self.storage.local_path(*parts)
+        else:
+            self.path = Path(tempfile.gettempdir()) / "raysweep" / self.storage.uri.replace("/", "_") / "/".join(parts)
+            self._restore()
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def _restore(self) -> None:
+        """Bring the storage's copy of the state here when this node has none (another node ran it before)."""
+        if not (self.path / checkpoints.STATE_FILE).exists():
+            for name in (checkpoints.STATE_FILE, self.SETUP):
+                if self.storage.exists(*self.parts, name):
+                    self.storage.download(self.path / name, *self.parts, name)
+
+    def sync(self, force: bool = False) -> None:
+        """Upload the state (at most every `upload_every` seconds unless forced); a no-op on local storage."""
+        if self.storage.local or not (force or time.monotonic() - self.last >= self.every):
+            return
+        self.storage.upload_dir(self.path, *self.parts)
+        self.last = time.monotonic()
+
+    def setup_seconds(self, spent: float) -> float:
+        """Add this attempt's setup time to the earlier attempts' and return the total."""
+        path = self.path / self.SETUP
+        total = spent + (json.loads(path.read_text())["seconds"] if path.exists() else 0.0)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps({"seconds": total}))
+        os.replace(tmp, path)
+        return total
+
+    def remove(self) -> None:
+        import shutil
+        shutil.rmtree(self.path, ignore_errors=True)
+        if not self.storage.local:
+            self.storage.remove_dir(*self.parts)
+
+
 def _build(trial: Trial, ctx: Context):
-    ds = data.get(trial.data, ctx.data_root)
+    ds = data.get(trial.data, ctx.data_root, download=False)
     model = models.create(trial.model, num_classes=ds.num_classes, input_shape=ds.input_shape, seed=trial.seed,
                           init=trial.init, bn_init=trial.bn_init)
     return ds, model
@@ -53,7 +108,7 @@ def steps_per_epoch(ds, hp: training.TrainHparams) -> int:
     return len(ds.loader("train", hp.batch_size, shuffle=True, augment=False, seed=0, device="cpu"))
 
 
-def _step(when: str, ds, hp: training.TrainHparams) -> int:
+def step_of(when: str, ds, hp: training.TrainHparams) -> int:
     spe = steps_per_epoch(ds, hp)
     if when == "init":
         return 0
@@ -66,47 +121,55 @@ def _rank() -> int:
     return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
 
 
-def _scratch(ctx: Context, *parts: str) -> Path:
-    """A local directory for a run's resumable training state."""
-    storage = Storage(ctx.storage)
-    if storage.local:
-        return storage.local_path(*parts)
-    return Path(tempfile.gettempdir()) / "raysweep" / Storage(ctx.storage).uri.replace("/", "_") / "/".join(parts)
+def _synced(workdir: Workdir, report):
+    def on_eval(step, m):
+        if _rank() == 0:
+            workdir.sync()
+        if report is not None:
+            report(m)
+    return on_eval
 
 
-def run_dense(trial: Trial, ctx: Context, device=None, report=None) -> None:
-    """Train the dense network of trial.dense_id, saving every step in ctx.dense_steps, then write result.json."""
+def run_dense(trial: Trial, ctx: Context, device=None, report=None) -> dict | None:
+    """Train the dense network of trial.dense_id, saving every step in ctx.dense_steps it reaches, then write its
+    result.json (rank 0); returns that summary."""
     ds, model = _build(trial, ctx)
     hp = trial.train_hparams()
-    steps = {when: _step(when, ds, hp) for when in ctx.dense_steps}
+    steps = {when: step_of(when, ds, hp) for when in ctx.dense_steps}
     storage = Storage(ctx.storage)
-    workdir = _scratch(ctx, DENSE, trial.dense_id)
-    if storage.exists(DENSE, trial.dense_id, RESULT):
+    workdir = Workdir(ctx, DENSE, trial.dense_id)
+    if dense_store.read_result(storage, trial.dense_id) is not None:
         # The run exists but lacks a step this study needs: train it again from the start (same seed) to save it.
-        (workdir / training.checkpoints.STATE_FILE).unlink(missing_ok=True)
+        (workdir.path / checkpoints.STATE_FILE).unlink(missing_ok=True)
     result = training.train(model, ds, hp, None, seed=trial.seed, save_steps=sorted(set(steps.values())),
-                            checkpoint_dir=workdir, device=device,
-                            on_eval=(lambda step, m: report({"dense_step": step, **m})) if report else None)
+                            checkpoint_dir=workdir.path, device=device, on_eval=_synced(workdir, report))
     if _rank() != 0:
-        return
-    if not storage.local:
-        storage.upload_dir(workdir, DENSE, trial.dense_id)
+        return None
+    workdir.sync(force=True)
+    saved = set(result.checkpoints)   # a diverged run saved only the steps it reached
     summary = {"dense_id": trial.dense_id, "status": result.status, "accuracy": result.accuracy,
                "loss": result.loss, "steps": result.steps, "wall_time": result.wall_time, "history": result.history,
-               "checkpoints": {when: f"step_{t}.pt" for when, t in steps.items()},
+               "checkpoints": {when: f"step_{t}.pt" for when, t in steps.items() if t in saved},
                "trial": {k: v for k, v in trial.to_dict().items() if k in ("model", "data", "hparams", "init",
                                                                             "bn_init", "seed")}}
-    storage.write_bytes(json.dumps(summary, default=str).encode(), DENSE, trial.dense_id, RESULT)
+    dense_store.write_result(storage, trial.dense_id, summary)
+    return summary
 
 
 def _dense_weights(ctx: Context, dense: dict, when: str) -> dict:
-    storage = Storage(ctx.storage)
+    storage, dense_id = Storage(ctx.storage), dense["dense_id"]
     name = dense["checkpoints"][when]
     if storage.local:
-        path = storage.local_path(DENSE, dense["dense_id"], name)
+        path = storage.local_path(DENSE, dense_id, name)
     else:
-        path = storage.download(_scratch(ctx, DENSE, dense["dense_id"]) / name, DENSE, dense["dense_id"], name)
-    return training.load_weights(path)
+        scratch = Path(tempfile.gettempdir()) / "raysweep" / storage.uri.replace("/", "_") / DENSE / dense_id
+        path = storage.download(scratch / name, DENSE, dense_id, name)
+    try:
+        return checkpoints.load_weights(path)
+    except Corrupt as e:
+        if not storage.local:
+            path.unlink(missing_ok=True)
+        raise dense_store.invalidate(storage, dense_id, name, e) from None
 
 
 def _masks(trial: Trial, ctx: Context, model, ds, dense: dict | None) -> pruning.Masks:
@@ -146,24 +209,50 @@ def _measure(model, masks: pruning.Masks, ds) -> dict:
             "layer_sparsities": masks.layer_sparsities(), "neuron_collapse": pruning.neuron_collapse(masks)}
 
 
-def _row(trial: Trial, ctx: Context, device, **measured) -> dict:
-    return {"study": ctx.study, **trial.columns(), "workers": ctx.workers, "device": str(device),
-            "host": platform.node(), "error": None, "finished_at": time.time(), **measured}
+def base_row(trial: Trial, ctx: Context) -> dict:
+    return {"study": ctx.study, **trial.columns(), "workers": ctx.workers, "host": platform.node(),
+            "error": None, "finished_at": time.time()}
 
 
-def run_masked(trial: Trial, ctx: Context, dense: dict | None, device=None, report=None) -> dict | None:
+def failed_row(trial: Trial, ctx: Context, error: BaseException | str) -> dict:
+    return {**base_row(trial, ctx), "status": "failed",
+            "error": error if isinstance(error, str) else describe(error)}
+
+
+def _dense_outcome(trial: Trial, dense: dict) -> dict | None:
+    """A diverged dense run that never reached a checkpoint this trial reads decides the trial: diverged."""
+    missing = sorted(trial.dense_needs - set(dense["checkpoints"]))
+    if dense["status"] != "diverged" or not missing:
+        return None
+    return dict(status="diverged", accuracy=dense["accuracy"], loss=dense["loss"], steps=dense["steps"],
+                wall_time=0.0, history=dense["history"],
+                error=f"the dense run {dense['dense_id']} diverged at step {dense['steps']}, before its "
+                      f"checkpoint(s) {missing} this trial starts from")
+
+
+def run_masked(trial: Trial, ctx: Context, device=None, report=None) -> dict | None:
     """Prune and retrain; rank 0 writes the trial's row and returns it."""
     started = time.time()
-    ds, model = _build(trial, ctx)
-    hp = trial.train_hparams()
+    storage = Storage(ctx.storage)
+    dense = None
+    if trial.needs_dense:
+        dense = dense_store.read_result(storage, trial.dense_id)
+        if dense is None:
+            raise dense_store.DenseCorrupt(f"the dense run {trial.dense_id} this trial needs is missing from "
+                                           f"{storage.path(DENSE, trial.dense_id)}")
     device = torch.device(device) if device is not None else training.loop.default_device()
-    if trial.method == "dense":
+    measured, outcome = {}, _dense_outcome(trial, dense) if dense is not None else None
+    workdir = None
+    ds, model = _build(trial, ctx)
+    masks = pruning.Masks.ones(model)
+    if outcome is None and trial.method == "dense":
         model.load_state_dict(_dense_weights(ctx, dense, "end"))
-        masks = pruning.Masks.ones(model)
         measured = _measure(model, masks, ds)
         outcome = dict(status=dense["status"], accuracy=dense["accuracy"], loss=dense["loss"], steps=dense["steps"],
                        wall_time=dense["wall_time"], history=dense["history"])
-    else:
+    elif outcome is None:
+        hp = trial.train_hparams()
+        workdir = Workdir(ctx, ctx.study, "scratch", trial.trial_id)
         if trial.prune_at != "init":
             model.load_state_dict(_dense_weights(ctx, dense, trial.prune_at))
         masks = _masks(trial, ctx, model, ds, dense)
@@ -171,20 +260,20 @@ def run_masked(trial: Trial, ctx: Context, dense: dict | None, device=None, repo
         if trial.rescale:
             models.eoc_rescale(model, masks)
         measured = _measure(model, masks, ds)
-        start = 0 if trial.retrain == "full" else _step(trial.prune_at, ds, hp)
+        setup = workdir.setup_seconds(time.time() - started)
+        start = 0 if trial.retrain == "full" else step_of(trial.prune_at, ds, hp)
         result = training.train(model, ds, hp, masks, seed=trial.seed, start_step=start,
-                                checkpoint_dir=_scratch(ctx, ctx.study, "scratch", trial.trial_id), device=device,
-                                on_eval=(lambda step, m: report(m)) if report else None)
+                                checkpoint_dir=workdir.path, device=device, on_eval=_synced(workdir, report))
         outcome = dict(status=result.status, accuracy=result.accuracy, loss=result.loss, steps=result.steps,
-                       wall_time=time.time() - started, history=result.history)
+                       wall_time=setup + result.wall_time, history=result.history)
     if ctx.metrics and outcome["status"] == "completed":
-        ood = {name: data.get(name, ctx.data_root) for name in ctx.ood}
+        ood = {name: data.get(name, ctx.data_root, download=False) for name in ctx.ood}
         measured.update(metrics.evaluate_all(model.to(device), ds, ctx.metrics, masks=masks, ood=ood or None,
                                              device=device))
-    row = _row(trial, ctx, device, **outcome, **measured)
     if _rank() != 0:
         return None
-    results.write_row(Storage(ctx.storage), ctx.study, row)
-    if trial.method != "dense":
-        shutil.rmtree(_scratch(ctx, ctx.study, "scratch", trial.trial_id), ignore_errors=True)
+    row = {**base_row(trial, ctx), "device": str(device), **outcome, **measured}
+    results.write_row(storage, ctx.study, row)
+    if workdir is not None:
+        workdir.remove()
     return row

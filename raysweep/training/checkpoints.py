@@ -1,14 +1,25 @@
-"""Checkpoint files: weights at chosen steps and the full state needed to resume a run."""
+"""Checkpoint files: weights at chosen steps and the full state needed to resume a run.
+
+Every file is written whole (temporary name, then rename), sealed with a content checksum (raysweep.integrity) and
+read back with torch.load(weights_only=True), so a file from storage can neither run code nor be used damaged.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 import tempfile
+import time
+import zipfile
 from pathlib import Path
 
 import torch
 
+from ..integrity import Corrupt, seal, unseal
+
 STATE_FILE = "state.pt"
+log = logging.getLogger("raysweep")
 
 
 def weights_path(directory, step: int) -> Path:
@@ -21,12 +32,21 @@ def atomic_save(obj, path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            torch.save(seal(obj), f)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def load(path):
+    """The object saved by atomic_save at `path`; Corrupt if the file is damaged or not a raysweep checkpoint."""
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, KeyError) as e:
+        raise Corrupt(path, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    return unseal(loaded, path)
 
 
 def cpu_state_dict(model: torch.nn.Module) -> dict:
@@ -38,11 +58,24 @@ def load_weights(path) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load(path)
+
+
+def set_aside(path) -> Path:
+    """Rename a damaged file out of the way (kept for inspection, never read again) and return its new name."""
+    path = Path(path)
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, aside)
+    return aside
 
 
 def load_state(directory):
+    """The resumable state in `directory`, or None. A damaged state is set aside and the run starts over."""
     path = Path(directory) / STATE_FILE
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return load(path)
+    except Corrupt as e:
+        log.warning("%s; moved to %s, the run starts from its beginning", e, set_aside(path).name)
+        return None

@@ -38,6 +38,8 @@ class TrainHparams:
         from .schedule import parse_steps
         for v in (self.training_steps, self.warmup_steps, self.rewind_step, *self.lr_drops):
             parse_steps(v, steps_per_epoch=1)
+        if parse_steps(self.training_steps, steps_per_epoch=1) == 0:
+            raise ValueError(f"training_steps={self.training_steps!r} trains for no step")
 
     def replace(self, **changes) -> "TrainHparams":
         unknown = set(changes) - {f.name for f in fields(self)}
