@@ -9,7 +9,7 @@ The norm at iteration t is measured after a run of exactly t iterations ('traini
 as a trial is a function of its settings only (data order and augmentation per seed and epoch, the same seed for
 weights and masks, no learning-rate drop before 20,000 iterations on CIFAR-10 or 40,000 on ImageNet), that run is the
 first t iterations of the full run, and the engine needs no per-iteration hook. Iterations are sampled more densely
-early, where the paper's curves drop.
+early, where the paper's curves drop, from iteration 1 (the engine trains at least one step; the paper starts at 0).
 
     python experiments/liu_fig6.py                  # embedded: ResNet-8-4 (digits 0-4) at 50%
     python experiments/liu_fig6.py --preset paper   # as the paper; Table 1's schedules
@@ -29,9 +29,10 @@ RATIOS = ["erk", "ratio:snip"]
 NAMES = {"random [erk]": "ERK", "random [ratio:snip]": "SNIP"}
 CIFAR = {"paper": ["cifar_resnet_20", "cifar_resnet_56", "cifar_resnet_110"], "embedded": ["cifar_resnet_8_4"],
          "smoke": ["cifar_resnet_8_4"]}
-ITERATIONS = {"paper": [0, 250, 500, 1000, 2000, 4000, 7000, 10000, 15000, 20000],
-              "embedded": [0, 10, 20, 50, 100, 200], "smoke": [0, 2]}
-IMAGENET_ITERATIONS = [0, 1000, 2000, 5000, 10000, 20000, 40000]
+# the first point is iteration 1: the engine trains at least one step (the paper's curves start at 0)
+ITERATIONS = {"paper": [1, 250, 500, 1000, 2000, 4000, 7000, 10000, 15000, 20000],
+              "embedded": [1, 10, 20, 50, 100, 200], "smoke": [1, 3]}
+IMAGENET_ITERATIONS = [1, 1000, 2000, 5000, 10000, 20000, 40000]
 IMAGENET_SPARSITIES = [0.85, 0.7, 0.6]
 
 

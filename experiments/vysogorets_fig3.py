@@ -9,8 +9,9 @@ last among a total of 5 seeds". A point far above the diagonal is a subnetwork w
                                                            # (TinyImageNet), ResNet-50 and MobileNetV2 (ImageNet)
 
 Figure 3 measures subnetworks, not their training: its studies prune without retraining ("structure" studies, see
-structure_studies). Methods at initialisation train 0 steps; magnitude pruning and LAMP prune the trained dense
-network of the accuracy studies (shared, trained once per seed) and train no further.
+structure_studies). Methods at initialisation are measured when they prune (then train the one step the engine
+requires); magnitude pruning and LAMP prune the trained dense network of the accuracy studies (shared, trained once
+per seed) and train no further.
 
 Continuous sparsification (CS, Savarese et al. 2020), which the paper also plots, is left out: it learns its mask
 during training (sigmoid gates on every weight, an l1 penalty, a temperature annealed over several rounds with
@@ -21,7 +22,7 @@ we would have to invent; its points could not be compared with the paper's.
 
 This module also holds the settings every Vysogorets script shares: the accuracy figures (4, 5, 8, 9) run their
 grids in the study "vysogorets-<model>-<data>", so a trial two figures need (SynFlow at 100x, say) runs once, and
-the structure figures (3, 7, 10) in "vysogorets-<model>-<data>-untrained" and "-after-training".
+the structure figures (3, 7, 10) in "vysogorets-<model>-<data>-at-init" and "-after-training".
 """
 
 from __future__ import annotations
@@ -112,8 +113,9 @@ def studies(preset: str, storage: str, data_root: str | None, grids,
 def structure_studies(preset: str, storage: str, data_root: str | None, grids, paper=tuple(PAPER),
                       seeds: int | None = None) -> dict[str, list[sweep.StudySpec]]:
     """Panel title -> the studies that prune without retraining, for figures of masks (3, 7, 10): blocks pruning at
-    'init' train 0 steps ("-untrained"); blocks pruning at 'end' prune the accuracy study's trained dense networks
-    (the same dense runs: same hyperparameters) and train no further ("-after-training", retrain 'remaining').
+    'init' train a single step ("-at-init": the engine trains at least one, and a trial's masks are measured when
+    they are made, before it); blocks pruning at 'end' prune the accuracy study's trained dense networks (the same
+    dense runs: same hyperparameters) and train no further ("-after-training", retrain 'remaining').
     seeds: how many seeds (default: the accuracy study's)."""
     out = {}
     for title, (fields, net) in settings(preset, paper).items():
@@ -127,8 +129,8 @@ def structure_studies(preset: str, storage: str, data_root: str | None, grids, p
         specs = []
         at_init = [g for g in blocks if when[id(g)] == {"init"}]
         if at_init:
-            specs.append(sweep.StudySpec(**{**fields, "name": fields["name"] + "-untrained"}, grids=at_init,
-                                         hparams={**hparams, "training_steps": "0it", "lr_drops": []}))
+            specs.append(sweep.StudySpec(**{**fields, "name": fields["name"] + "-at-init"}, grids=at_init,
+                                         hparams={**hparams, "training_steps": "1it", "lr_drops": []}))
         at_end = [g for g in blocks if when[id(g)] == {"end"}]
         if at_end:
             specs.append(sweep.StudySpec(**{**fields, "name": fields["name"] + "-after-training"}, grids=at_end,

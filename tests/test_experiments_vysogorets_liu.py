@@ -101,9 +101,9 @@ def test_fig3_effective_against_direct_compression_of_the_seeds_that_disconnect_
     assert (every["status"] == "completed").all() and (every["sparsity"] == SPARSITY).all()
     # Table 1's networks: BatchNorm LeNet, Kaiming normal fan-avg
     assert set(every["model"]) == {"lenet_300_100_bn"} and set(every["init"]) == {"kaiming_normal_fan_avg"}
-    # masks only: nothing is trained after pruning at initialisation, nor after pruning the trained network
+    # masks only: one step (the engine's least) after pruning at initialisation, none after pruning the trained network
     at_init = every[every["prune_at"] == "init"]
-    assert set(at_init["hp_training_steps"]) == {"0it"} and (at_init["steps"] == 0).all()
+    assert set(at_init["hp_training_steps"]) == {"1it"} and (at_init["steps"] == 1).all()
     after = every[every["prune_at"] == "end"]
     assert set(after["retrain"]) == {"remaining"} and set(after["method"]) == {"magnitude"}
     # ... and the trained networks are the accuracy study's (the same dense runs)
@@ -279,9 +279,11 @@ def test_liu_fig6_gradient_norm_over_the_first_iterations(outputs):
     done = sweep.run_study(full, verbose=0).frame
     erk = done[(done["quota"] == "erk") & (done["sparsity"] == 0.5)]["accuracy"].mean()
     assert any(line == f"ERK, final accuracy {100 * erk:.2f}%" for line in frame["line"])
-    # the run of t iterations is the first t iterations of the full run: at t = 0 the norm is the untrained one's
-    at_zero = frame[(frame["iteration"] == 0) & (frame["sparsity"] == 0)]
-    assert at_zero["hp_training_steps"].tolist() == ["0it"]
+    # the run of t iterations is the full run's first t: the same hyperparameters but its length
+    first = frame[(frame["iteration"] == 1) & (frame["sparsity"] == 0)].iloc[0]
+    last = done[done["sparsity"] == 0].iloc[0]
+    assert first["hp_training_steps"] == "1it" and first["dense_id"] != last["dense_id"]
+    assert all(first[c] == last[c] for c in ("hp_lr", "hp_batch_size", "hp_augment", "seed", "model", "data"))
 
 
 @pytest.mark.ray
@@ -380,7 +382,7 @@ def test_vysogorets_fig3_paper_preset_measures_five_seeds_without_retraining():
     assert len(studies) == 7
     for untrained, after in studies.values():
         assert untrained.seeds == after.seeds == [0, 1, 2, 3, 4]
-        assert untrained.hparams["training_steps"] == "0it" and after.retrain == "remaining"
+        assert untrained.hparams["training_steps"] == "1it" and after.retrain == "remaining"
     untrained, after = studies["lenet_300_100_bn (mnist)"]
     trials = sweep.expand(untrained)
     assert {t.method for t in trials} == {"random", "snip", "snip_iterative", "grasp", "synflow"}
