@@ -31,7 +31,7 @@ CIFAR = {"paper": ["cifar_resnet_20", "cifar_resnet_56", "cifar_resnet_110"], "e
          "smoke": ["cifar_resnet_8_4"]}
 # the first point is iteration 1: the engine trains at least one step (the paper's curves start at 0)
 ITERATIONS = {"paper": [1, 250, 500, 1000, 2000, 4000, 7000, 10000, 15000, 20000],
-              "embedded": [1, 10, 20, 50, 100, 200], "smoke": [1, 3]}
+              "embedded": [1, 10, 20, 50, 100, 200], "smoke": [2]}   # smoke: one Tune run
 IMAGENET_ITERATIONS = [1, 1000, 2000, 5000, 10000, 20000, 40000]
 IMAGENET_SPARSITIES = [0.85, 0.7, 0.6]
 

@@ -5,7 +5,6 @@ cannot run here (no CIFAR or ImageNet, no GPU): their grids are expanded and che
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -77,6 +76,11 @@ def outputs(tmp_path_factory):
         yield runs
     finally:
         ray.shutdown()
+
+
+def layers(row) -> pd.Series:
+    """A row's layer sparsities (Parquet gives the map back as (layer, sparsity) pairs)."""
+    return pd.Series(dict(row["layer_sparsities"]))
 
 
 def saved(outputs, name, file="results.parquet") -> pd.DataFrame:
@@ -157,8 +161,7 @@ def test_fig5_random_pruning_keeps_each_methods_layer_quotas(outputs):
     rows = {r["line"]: r for _, r in df.iterrows()}
     for method, name in (("snip", "SNIP"), ("grasp", "GraSP"), ("synflow", "SynFlow")):
         original, random = rows[name], rows[vysogorets_fig5.NAMES[f"random [ratio:{method}]"]]
-        layers_o, layers_r = pd.Series(json.loads(original["layer_sparsities"])), \
-            pd.Series(json.loads(random["layer_sparsities"]))
+        layers_o, layers_r = layers(original), layers(random)
         assert np.allclose(layers_o, layers_r[layers_o.index], atol=1e-9), method
 
 
@@ -182,7 +185,7 @@ def test_fig8_random_pruning_under_quotas(outputs):
     # Uniform+ keeps the first layer dense and cannot reach 99% on LeNet-300-100: left out, not run
     assert not (df["quota"] == "uniform_plus").any()
     assert set(df.loc[df["line"] == "ERK", "quota"]) == {"erk_plain"}   # the paper's ERK, no redistribution
-    uniform = pd.Series(json.loads(df.loc[df["line"] == "Uniform", "layer_sparsities"].iloc[0]))
+    uniform = layers(df[df["line"] == "Uniform"].iloc[0])
     assert np.allclose(uniform, SPARSITY, atol=1e-3)
 
 
@@ -280,9 +283,10 @@ def test_liu_fig6_gradient_norm_over_the_first_iterations(outputs):
     erk = done[(done["quota"] == "erk") & (done["sparsity"] == 0.5)]["accuracy"].mean()
     assert any(line == f"ERK, final accuracy {100 * erk:.2f}%" for line in frame["line"])
     # the run of t iterations is the full run's first t: the same hyperparameters but its length
-    first = frame[(frame["iteration"] == 1) & (frame["sparsity"] == 0)].iloc[0]
+    t = liu_fig6.ITERATIONS["smoke"][0]
+    first = frame[(frame["iteration"] == t) & (frame["sparsity"] == 0)].iloc[0]
     last = done[done["sparsity"] == 0].iloc[0]
-    assert first["hp_training_steps"] == "1it" and first["dense_id"] != last["dense_id"]
+    assert first["hp_training_steps"] == f"{t}it" and first["dense_id"] != last["dense_id"]
     assert all(first[c] == last[c] for c in ("hp_lr", "hp_batch_size", "hp_augment", "seed", "model", "data"))
 
 
@@ -308,7 +312,7 @@ def test_liu_appendix_accuracy_figures(outputs):
     assert set(cifar100["data"]) == {"digits"} and "ood_auroc_digits_5to9" not in cifar100.columns
     assert set(cifar100["line"]) == {"dense", "ERK", "Uniform", "Uniform+", "SNIP ratio"}
     vgg = saved(outputs, "liu_fig12_13")
-    assert set(vgg["model"]) == {"cifar_vgg_11"} and set(vgg["data"]) == {"digits_0to4", "digits"}
+    assert set(vgg["model"]) == {"cifar_vgg_11"} and set(vgg["data"]) == {"digits_0to4"}   # smoke: one data set
     assert set(vgg["line"]) == {"dense", "ERK", "SNIP ratio"}
     for frame in (grasp, cifar100, vgg):
         assert (frame["status"] == "completed").all()
