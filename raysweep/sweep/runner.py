@@ -241,6 +241,8 @@ def run_study(spec: StudySpec, address: str | None = None, verbose: int = 1, cal
                                and str(rows[t.trial_id].get("error") or "").startswith(DENSE_CORRUPT)]
                     if interrupted or not corrupt:
                         break
+                    for error in {rows[t.trial_id]["error"] for t in corrupt}:
+                        log.warning("%s", error.removeprefix(f"{DENSE_CORRUPT}: "))
                     todo = corrupt
             except KeyboardInterrupt:   # Ctrl-C: the rows written so far stand; the summary counts only those
                 interrupted = True
