@@ -306,9 +306,13 @@ def _dense_phase(spec, ctx, storage, todo, verbose, callbacks) -> tuple[int, boo
         mine = {}
         for dense_id in pending:
             lease = Lease(storage, (dense_store.DENSE, dense_id, dense_store.LEASE), f"dense run {dense_id}")
-            if lease.try_acquire() is None:
-                mine[dense_id] = lease.keep()
-                _leftovers(storage, dense_store.DENSE, dense_id)
+            if lease.try_acquire() is not None:
+                continue
+            if dense_store.complete(dense_store.read_result(storage, dense_id), ctx.dense_steps):
+                lease.release()   # its previous holder finished it between our look and our lease
+                continue
+            mine[dense_id] = lease.keep()
+            _leftovers(storage, dense_store.DENSE, dense_id)
         try:
             if mine:
                 jobs = [_job("dense", [pending[i]]) for i in mine]
