@@ -28,7 +28,7 @@ def at_matching(args: argparse.Namespace) -> dict[str, tuple[sweep.StudyRun, flo
     for title, spec in common.frankle_panels(args.preset, args.storage, args.data_root, "frankle-matching",
                                              grids=[common.AFTER_TRAINING]).items():
         sparsity = highest_matching(spec, args, title)
-        grids = [common.AFTER_TRAINING] + [dataclasses.replace(g, sparsities=[sparsity]) for g in AT_MATCHING]
+        grids = [common.AFTER_TRAINING] + [g.replace(sparsities=[sparsity]) for g in AT_MATCHING]
         out[title] = (common.run(spec.replace(grids=grids), args, title), sparsity)
     return out
 

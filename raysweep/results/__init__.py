@@ -53,12 +53,22 @@ _TYPES = {**{c: pa.string() for c in _STRING}, **{c: pa.int64() for c in _INT},
 
 
 def _history_type(rows: list[dict]) -> pa.DataType:
-    keys: dict[str, None] = {}
+    """list<struct> of the evaluation records: numbers as double (step as int64), anything else as Arrow infers."""
+    values: dict[str, list] = {}
     for row in rows:
         history = row.get("history")
         for record in history if isinstance(history, list) else []:   # a frame's missing value is NaN
-            keys.update(dict.fromkeys(record))
-    return pa.list_(pa.struct([(k, pa.int64() if k == "step" else pa.float64()) for k in keys]))
+            for k, v in record.items():
+                values.setdefault(k, []).append(v)
+
+    def kind(key, vs):
+        if key == "step":
+            return pa.int64()
+        if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in vs):
+            return pa.float64()
+        return pa.array(vs, from_pandas=True).type
+
+    return pa.list_(pa.struct([(k, kind(k, vs)) for k, vs in values.items()]))
 
 
 def _timestamp(value):

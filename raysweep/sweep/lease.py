@@ -5,8 +5,8 @@ background thread; a holder that dies stops renewing, and its lease is taken ove
 storage is the one thing every driver of a study (on this cluster, another cluster or a laptop) shares, so the leases
 live there rather than in a Ray actor, which only its own cluster could see.
 
-Taking a lease is exclusive on local storage (O_EXCL create; an expired lease is renamed away, which only one taker can
-do). Object stores have no create-if-absent through pyarrow: there the taker writes, waits SETTLE seconds and
+Taking a lease is exclusive on local storage: a free lease is created with O_EXCL, and an expired one is taken by
+whoever first creates (O_EXCL) the marker naming that expired holder. Object stores have no create-if-absent through pyarrow: there the taker writes, waits SETTLE seconds and
 re-reads, and the last writer wins, which is enough for drivers that start seconds apart.
 """
 
@@ -59,6 +59,7 @@ class Lease:
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._markers: list[tuple] = []
 
     def _mine(self) -> bytes:
         now = time.time()
@@ -86,13 +87,10 @@ class Lease:
         if held.expires > time.time():
             return held
         if self.storage.local:
-            stale = (*self.parts[:-1], f"{self.parts[-1]}.expired-{self.id}")
-            try:
-                self.storage.move(self.parts, stale)   # only one of several takers gets the expired file
-            except FileNotFoundError:
+            marker = (*self.parts[:-1], f"{self.parts[-1]}.takeover-{held.holder or 'unreadable'}-{held.expires}")
+            if not self.storage.create_new(b"", *marker):   # another taker got this expired lease first
                 return self.try_acquire()
-            self.storage.delete(*stale)
-            return self.try_acquire()
+            self._markers.append(marker)
         self.storage.write_bytes(self._mine(), *self.parts)
         return self._confirm()
 
@@ -118,6 +116,9 @@ class Lease:
         held = self.current()
         if held is not None and held.holder == self.id:
             self.storage.delete(*self.parts)
+        for marker in self._markers:   # by now no taker still acts on the expired holder a marker names
+            self.storage.delete(*marker)
+        self._markers.clear()
 
     def keep(self) -> "Lease":
         """Renew in the background until release()."""

@@ -225,22 +225,27 @@ def run_study(spec: StudySpec, address: str | None = None, verbose: int = 1, cal
                         "results (results.load(..., include_stale=True) reads them)", planned.stale,
                         storage.path(spec.name, results.ROWS))
         todo = planned.todo
-        trainings, failed, interrupted = 0, 0, False
+        trainings, interrupted = 0, False
         if todo:
             connect(address, log_to_driver=verbose >= 2)
             check_resources(spec)
             ctx = _context(spec, storage, trials)
-            for _ in range(3):   # a damaged dense checkpoint costs a round: retrain it, rerun its trials
-                trained, interrupted, broken = _dense_phase(spec, ctx, storage, todo, verbose, callbacks)
-                trainings += trained
-                if not interrupted:
-                    interrupted = _trial_phase(spec, ctx, storage, todo, broken, verbose, callbacks)
-                rows = _rows(storage, spec.name, todo)
-                corrupt = [t for t in todo if t.trial_id in rows and rows[t.trial_id]["status"] == "failed"
-                           and str(rows[t.trial_id].get("error") or "").startswith(DENSE_CORRUPT)]
-                if interrupted or not corrupt:
-                    break
-                todo = corrupt
+            try:
+                for _ in range(3):   # a damaged dense checkpoint costs a round: retrain it, rerun its trials
+                    trained, interrupted, broken = _dense_phase(spec, ctx, storage, todo, verbose, callbacks)
+                    trainings += trained
+                    if not interrupted:
+                        interrupted = _trial_phase(spec, ctx, storage, todo, broken, verbose, callbacks)
+                    rows = _rows(storage, spec.name, todo)
+                    corrupt = [t for t in todo if t.trial_id in rows and rows[t.trial_id]["status"] == "failed"
+                               and str(rows[t.trial_id].get("error") or "").startswith(DENSE_CORRUPT)]
+                    if interrupted or not corrupt:
+                        break
+                    for error in {rows[t.trial_id]["error"] for t in corrupt}:
+                        log.warning("%s", error.removeprefix(f"{DENSE_CORRUPT}: "))
+                    todo = corrupt
+            except KeyboardInterrupt:   # Ctrl-C: the rows written so far stand; the summary counts only those
+                interrupted = True
         rows = _rows(storage, spec.name, planned.todo)
         finished_now = sum(r["status"] in results.FINISHED for r in rows.values())
         failed = sum(r["status"] == "failed" for r in rows.values())
@@ -301,9 +306,13 @@ def _dense_phase(spec, ctx, storage, todo, verbose, callbacks) -> tuple[int, boo
         mine = {}
         for dense_id in pending:
             lease = Lease(storage, (dense_store.DENSE, dense_id, dense_store.LEASE), f"dense run {dense_id}")
-            if lease.try_acquire() is None:
-                mine[dense_id] = lease.keep()
-                _leftovers(storage, dense_store.DENSE, dense_id)
+            if lease.try_acquire() is not None:
+                continue
+            if dense_store.complete(dense_store.read_result(storage, dense_id), ctx.dense_steps):
+                lease.release()   # its previous holder finished it between our look and our lease
+                continue
+            mine[dense_id] = lease.keep()
+            _leftovers(storage, dense_store.DENSE, dense_id)
         try:
             if mine:
                 jobs = [_job("dense", [pending[i]]) for i in mine]
@@ -549,7 +558,17 @@ def _tune(spec, ctx, storage, jobs: list[dict], phase: str, verbose, callbacks) 
                                              *callbacks],
                                   verbose=2 if verbose >= 2 else 0),
     )
-    grid = tuner.fit()
+    # Ctrl-C raises KeyboardInterrupt here at once rather than through Tune's handler, which would end the run as
+    # if it had finished (its unfinished trials lost among the finished ones)
+    previous = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    try:
+        grid = tuner.fit()
+    finally:
+        if previous is None:
+            del os.environ["TUNE_DISABLE_SIGINT_HANDLER"]
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous
     errors, interrupted = {}, False
     for result in grid:
         name = result.config["name"]

@@ -42,6 +42,11 @@ def problems_of(error: ValidationError) -> list[str]:
     """One line per problem: 'field: what is wrong (got value)'."""
     lines = []
     for e in error.errors():
+        inner = (e.get("ctx") or {}).get("error")
+        if isinstance(inner, SpecError):   # a nested spec's own __init__ already listed its problems
+            where = _where(e["loc"]) if e["loc"] else ""
+            lines += [f"{where}.{p}" if where and not p.startswith("[") else f"{where}{p}" for p in inner.problems]
+            continue
         msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field"

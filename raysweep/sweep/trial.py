@@ -138,8 +138,11 @@ def run_dense(trial: Trial, ctx: Context, device=None, report=None) -> dict | No
     steps = {when: step_of(when, ds, hp) for when in ctx.dense_steps}
     storage = Storage(ctx.storage)
     workdir = Workdir(ctx, DENSE, trial.dense_id)
-    if dense_store.read_result(storage, trial.dense_id) is not None:
-        # The run exists but lacks a step this study needs: train it again from the start (same seed) to save it.
+    state = checkpoints.load_state(workdir.path)
+    if dense_store.read_result(storage, trial.dense_id) is not None or (state is not None and not all(
+            storage.exists(DENSE, trial.dense_id, Path(p).name) for p in state["checkpoints"].values())):
+        # The run exists but lacks a step this study needs, or a checkpoint its state counts on was set aside
+        # (damaged) or never reached the storage: train it again from the start (same seed).
         (workdir.path / checkpoints.STATE_FILE).unlink(missing_ok=True)
     result = training.train(model, ds, hp, None, seed=trial.seed, save_steps=sorted(set(steps.values())),
                             checkpoint_dir=workdir.path, device=device, on_eval=_synced(workdir, report))
