@@ -18,17 +18,15 @@ page takes its figures along into <page name>_figures/ beside it, so that its li
 from __future__ import annotations
 
 import argparse
-import io
 import math
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import yaml
 
 from . import plots, results
-from .storage import Storage
+from .storage import Storage, name_of, split
 
 PUBLISHED = Path(__file__).resolve().parent / "published"
 # Further columns of a row worth a table when present: (column or prefix, heading, scale to print).
@@ -133,7 +131,7 @@ def beside_published(frame: pd.DataFrame, published: pd.DataFrame) -> pd.DataFra
 
 def _uri(storage: Storage, *parts: str) -> str:
     """The path or URI of a location below `storage`, as Storage() and results.load() take it."""
-    return "/".join([storage.uri.rstrip("/"), *parts])
+    return storage.uri_of(*parts)
 
 
 def _is_dir(storage: Storage, *parts: str) -> bool:
@@ -158,7 +156,7 @@ def study_cost(storage: Storage, *parts: str) -> dict:
         frame.get("workers", pd.Series(1, index=frame.index)).fillna(1)
     on_gpu = frame.get("device", pd.Series("", index=frame.index)).fillna("").astype(str).str.startswith("cuda")
     counts = frame["status"].value_counts()
-    return {"study": _uri(storage, *parts).rsplit("/", 1)[-1], "trials": len(frame),
+    return {"study": name_of(_uri(storage, *parts)), "trials": len(frame),
             "completed": int(counts.get("completed", 0)), "diverged": int(counts.get("diverged", 0)),
             "failed": int(counts.get("failed", 0)), "CPU-hours": float((held * cpus).sum() / 3600),
             "GPU-hours": float((held[on_gpu] * gpus).sum() / 3600)}
@@ -168,7 +166,7 @@ def section(storage: Storage, parts: tuple[str, ...], kind: str, published: pd.D
             figure_dir: str) -> tuple[list[str], list[str]]:
     """The lines of one script's (or study's) section and the figures it shows (paths relative to the root);
     each figure is linked as figure_dir + that path."""
-    name = _uri(storage, *parts).rsplit("/", 1)[-1]
+    name = name_of(_uri(storage, *parts))
     out, figures = [f"## {name}", ""], []
     files = storage.list(*parts)
     for text in (f for f in files if f.endswith(".txt")):
@@ -176,8 +174,7 @@ def section(storage: Storage, parts: tuple[str, ...], kind: str, published: pd.D
     for figure in (f for f in files if f.endswith(".png")):
         figures.append("/".join([*parts, figure]))
         out += [f"![{figure.removesuffix('.png')}]({figure_dir}{figures[-1]})", ""]
-    rows = results.load(_uri(storage, *parts)) if kind == "study" else \
-        pq.read_table(io.BytesIO(storage.read_bytes(*parts, results.CONSOLIDATED))).to_pandas()
+    rows = results.load(_uri(storage, *parts))
     frame = finished(rows)
     if frame.empty:
         return out + ["No finished trials yet.", ""], figures
@@ -209,7 +206,7 @@ def build(root, published_dir=PUBLISHED, figure_dir: str = "") -> tuple[str, lis
     if not entries:
         raise FileNotFoundError(f"{root} holds neither script outputs (<script>/results.parquet) nor studies "
                                 f"(<study>/spec.yaml with trials/), and is neither itself")
-    lines, figures = [f"# raysweep report: {_uri(storage).rsplit('/', 1)[-1]}", ""], []
+    lines, figures = [f"# raysweep report: {name_of(storage.uri)}", ""], []
     for parts, kind in entries:
         if kind == "script" or not parts:   # in a storage directory, studies show in their scripts' sections
             shown, shows = section(storage, parts, kind, published, figure_dir)
@@ -239,9 +236,7 @@ def write(root, output=None, published_dir=PUBLISHED) -> str:
     source = Storage(root)
     output = str(output) if output is not None else _uri(source, "report.md")
     into_dir = output.endswith("/") or _is_dir(Storage(output))
-    parent, name = (output.rstrip("/"), "report.md") if into_dir else \
-        output.rsplit("/", 1) if "://" in output else (str(Path(output).parent), Path(output).name)
-    target = Storage(parent)
+    target, name = (Storage(output), "report.md") if into_dir else split(output)
     in_place = target.fs.equals(source.fs) and target.root.rstrip("/") == source.root.rstrip("/")
     figure_dir = "" if in_place else f"{Path(name).stem}_figures/"
     page, figures = build(root, published_dir, figure_dir)

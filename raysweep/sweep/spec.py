@@ -317,6 +317,8 @@ class StudySpec(RunFields):
     max_failures: int = _f(1, "retries of a trial that raises before it is recorded as failed", ge=0)
     max_concurrent: int = _f(0, "trials running at once (0: as many as the cluster's resources allow, growing with "
                                 "an autoscaling cluster)", ge=0)
+    upload_every: float = _f(60.0, "on remote storage (s3://...), seconds between uploads of a running trial's "
+                                   "resumable state, so a preempted node loses at most that much training", ge=0)
     loggers: list[Literal[LOGGERS]] = _f(list, "Ray Tune logger callbacks: tensorboard, csv, json, wandb, mlflow "
                                                "(the last two need their package installed)")
 
