@@ -114,7 +114,7 @@ def test_fig7_paper_steps_cover_the_whole_of_training():
     for preset, total in [("frankle_cifar_resnet20", 160 * 391), ("frankle_tinyimagenet_resnet18", 200 * 391),
                           ("frankle_imagenet_resnet50", 90 * 1251)]:
         steps = fig7.paper_steps(preset)
-        its = [int(w[:-2]) for w in steps if w.endswith("it")]
+        its = [int(w[:-2]) for w in steps[1:-1]]
         assert steps[0] == "init" and steps[-1] == "end" and its == sorted(its) and its[-1] < total
         # the crossings the paper reads off the figure: "until iterations 25K, 26K, and 36K"
         for crossing in (25_000, 26_000, 36_000):
@@ -313,7 +313,7 @@ def test_figure2_resnet20_magnitude_row_lost_its_79_percent_number():
     assert len(row) == 18 and 0.7903 not in row.index
     assert (row.loc[0.8322, "mean"], row.loc[0.982, "mean"]) == (88.6, 74.5)
     # aligned so, the two rows of the same runs agree to within 0.6 points at every sparsity
-    assert (row["mean"] - unmodified.loc[row.index, "mean"]).abs().max() <= 0.6
+    assert (row["mean"] - unmodified.loc[row.index, "mean"]).abs().max() < 0.6 + 1e-9
     assert (row["doubt"].fillna("") == "").all()
 
 

@@ -47,18 +47,23 @@ def test_paper_preset_runs_every_published_number():
 
 def test_paper_networks_are_the_widths_and_architectures_the_numbers_imply():
     blocks = {(b.network, b.data): b for b in hayou.layout("paper")[0]}
+    built = {}
+
+    def create(name):
+        return built.setdefault(name, models.create(name, input_shape=(3, 32, 32)))
+
     for (network, data), block in blocks.items():
         lines = {line.label: line for line, _ in block.lines}
         if network.startswith("ResNet") and data != "imagenet":
             # Wang et al.'s ResNet-32 width: stages of 32, 64, 128 channels ("twice the standard width")
             for line in lines.values():
-                model = models.create(line.model, input_shape=(3, 32, 32))
+                model = create(line.model)
                 assert model.conv.out_channels == 32 and model.fc.in_features == 128, line.model
                 assert ("stable" in line.model) == (line.label in ("SBP-SR", "GraSP-SR")), line
                 assert ("tanh" in line.model) == network.endswith("(tanh)"), line
         if network in ("VGG16", "3xVGG16"):
             for line in lines.values():   # no BatchNorm: the rescaling is not divided out again
-                model = models.create(line.model)
+                model = create(line.model)
                 assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
             assert lines["EOC + rescaling"].init == "eoc" and lines["EOC + rescaling"].rescale
             assert lines["snip"].init == "kaiming_normal" and not lines["snip"].rescale
