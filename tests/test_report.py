@@ -110,7 +110,7 @@ def test_doubtful_published_numbers_and_missing_stds_are_marked(storage, tmp_pat
         ["Figure 5", "lenet_300_100", "digits", "random", "none", "init", "random", SPARSITY, 80.0, 0.3],
         ["Table 8", "lenet_300_100", "digits", "random", "none", "init", "random", SPARSITY, 70.5, None]],
         doubt=["a copy of another row", None])
-    page = report.build(root, published)
+    page, _ = report.build(root, published)
     done = frame[frame["status"] == "completed"]
     random = cell(done.loc[done["method"] == "random", "accuracy"])
     where = f"lenet_300_100 | digits | random | {100 * SPARSITY:.4g}%"
