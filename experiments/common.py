@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from raysweep import models, plots, pruning, results, sweep
+from raysweep import models, plots, pruning, results, sweep, training
 from raysweep.storage import Storage
 
 PRESETS = ("embedded", "paper", "smoke")
@@ -22,6 +22,9 @@ FRANKLE_PAPER = [("cifar_resnet_20", "cifar10", "frankle_cifar_resnet20", 5, 0.5
                  ("cifar_vgg_16", "cifar10", "frankle_cifar_vgg16", 5, 1, 1),
                  ("imagenet_resnet_18", "tinyimagenet", "frankle_tinyimagenet_resnet18", 3, 1, 2),
                  ("imagenet_resnet_50", "imagenet", "frankle_imagenet_resnet50", 3, 1, 8)]
+# Appendix I: "the experiments from the main body of the paper on the modified version of ResNet-18 on
+# TinyImageNet ... This is the same configuration as we use in Appendix F" (3x3 stride-1 stem, no max-pool).
+FRANKLE_APPENDIX_I = [("tiny_resnet_18", "tinyimagenet", "frankle_tinyimagenet_resnet18", 3, 1, 2)]
 # The smoke preset: the embedded setting cut to one seed and one epoch, so tests can run a script's whole grid.
 SMOKE_HPARAMS = {"training_steps": "1ep", "lr_drops": ()}
 
@@ -40,15 +43,18 @@ def parse_args(doc: str, argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def frankle_panels(preset: str, storage: str, data_root: str | None, prefix: str, **fields) -> dict:
-    """Panel title -> study of Frankle et al.'s settings for `preset`; `fields` are the study's own (grids...)."""
+def frankle_panels(preset: str, storage: str, data_root: str | None, prefix: str, appendix_i: bool = False,
+                   **fields) -> dict:
+    """Panel title -> study of Frankle et al.'s settings for `preset`; `fields` are the study's own (grids...).
+    appendix_i adds Appendix I's modified ResNet-18 to the paper preset's four networks."""
     common = dict(storage=storage, data_root=data_root, **fields)
     if preset == "paper":
         return {f"{model} ({data})": sweep.StudySpec(
                     name=f"{prefix}-{model}-{data}", model=model, data=data, training=training,
                     seeds=list(range(seeds)), bn_init="uniform", gpus_per_worker=gpus, workers=workers,
                     **{"sparsities": FRANKLE_SPARSITIES, **common})
-                for model, data, training, seeds, gpus, workers in FRANKLE_PAPER}
+                for model, data, training, seeds, gpus, workers in
+                FRANKLE_PAPER + (FRANKLE_APPENDIX_I if appendix_i else [])}
     if preset == "smoke":
         return {"lenet_300_100 (digits)": sweep.StudySpec(
             name=f"{prefix}-smoke", model="lenet_300_100", data="digits", training="digits", seeds=[0],
@@ -74,7 +80,7 @@ def accuracy_figure(script: str, doc: str, argv, studies) -> pd.DataFrame:
     """The main of a figure of accuracy against sparsity: run studies(preset, storage, data_root) (panel title ->
     study), then write <storage>/<script>/results.parquet and <script>.png, one panel per study."""
     args = parse_args(doc, argv)
-    panels = {title: run(spec, args, title).frame
+    panels = {title: own_rows(run(spec, args, title), spec)   # a study shared with another script has more rows
               for title, spec in studies(args.preset, args.storage, args.data_root).items()}
     out = Outputs(args.storage, script)
     combined = pd.concat(panels.values(), ignore_index=True)
@@ -111,24 +117,14 @@ class Outputs:
         return self.storage.path(self.script, name)
 
 
-def matching_sparsity(frame: pd.DataFrame) -> float:
-    """Frankle's highest matching sparsity: the highest sparsity at which magnitude pruning after training
-    reaches the dense network's accuracy (its mean over seeds at least the dense mean minus one dense std).
-    The lowest sparsity tried if none matches."""
-    done = frame[frame["status"].isin(results.FINISHED)]
-    dense = done.loc[done["method"] == "dense", "accuracy"]
-    if dense.empty:
-        raise ValueError("no finished dense run to compare with: the study needs dense: true")
-    after = done[(done["method"] == "magnitude") & (done["prune_at"] == "end")]
-    if after.empty:
-        raise ValueError("no finished run of magnitude pruning after training (method magnitude, prune_at end)")
-    bar = dense.mean() - (dense.std() if len(dense) > 1 else 0.0)
-    means = after.groupby("sparsity")["accuracy"].mean().sort_index()
-    matching = means[means >= bar]
-    return float(matching.index.max() if len(matching) else means.index.min())
-
-
 AFTER_TRAINING = sweep.Grid(methods=["magnitude"], prune_at=["end"])
+
+
+def rewinding(spec: sweep.StudySpec) -> sweep.Grid:
+    """Lottery ticket rewinding (the mask of magnitude pruning after training, the weights of the study's
+    rewinding step: its training preset's, Frankle Appendix B)."""
+    rewind = training.preset(spec.training).replace(**(spec.hparams or {})).rewind_step
+    return sweep.Grid(methods=["ltr"], prune_at=[rewind])
 
 
 def own_rows(result: sweep.StudyRun, spec: sweep.StudySpec) -> pd.DataFrame:

@@ -5,7 +5,8 @@ for one script's output directory (e.g. runs/fig4) or for one study directory. D
 For every script's directory (<script>/results.parquet with its figures): the figures, then per panel a table of
 mean ± std (n seeds) of the test accuracy and of every further metric the rows hold, lines x sparsities; the
 paper's published numbers beside the reproduced ones wherever raysweep/published/*.csv has the same network, data
-set, line and sparsity. Last, the grid's cost per study (<study>/spec.yaml with trials/): trials by status and
+set, line and sparsity, numbers the paper's text leaves in doubt marked "(doubtful)" with the reason (the published
+files' `doubt` column). Last, the grid's cost per study (<study>/spec.yaml with trials/): trials by status and
 the CPU-hours and GPU-hours they held (wall time x workers x CPUs or GPUs per worker).
 
 The page links each figure where it lies when the page is written into DIR; written anywhere else (--output), the
@@ -106,13 +107,14 @@ def load_published(directory) -> pd.DataFrame:
         raise KeyError(f"published numbers in {directory} lack the columns {sorted(missing)}")
     if "figure" not in published:
         published["figure"] = published.get("table", "")
+    published["doubt"] = published["doubt"].fillna("") if "doubt" in published else ""
     return published
 
 
 def beside_published(frame: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     """Each published number that this frame reproduces, with the reproduced test accuracy (percent) beside it.
     A row reproduces it when its network (its 'network' column, else its model), data set, line and sparsity
-    are the published ones."""
+    are the published ones. A doubtful published number says so, and why."""
     if published.empty or frame.empty:
         return pd.DataFrame()
     network = frame["network"] if "network" in frame else frame["model"]
@@ -122,9 +124,10 @@ def beside_published(frame: pd.DataFrame, published: pd.DataFrame) -> pd.DataFra
                     & ((frame["sparsity"] - p.sparsity).abs() < SPARSITY_TOLERANCE)]
         if hit.empty:
             continue
+        number = f"{p.mean:g}" + ("" if pd.isna(p.std) else f" ± {p.std:g}") + (" (doubtful)" if p.doubt else "")
         rows.append({"source": f"{p.figure} ({p.source})", "network": p.network, "dataset": p.dataset,
-                     "line": p.line, "sparsity": f"{100 * p.sparsity:.4g}%",
-                     "published (%)": f"{p.mean:g} ± {p.std:g}", "reproduced (%)": _cell(hit["accuracy"], 100, 4)})
+                     "line": p.line, "sparsity": f"{100 * p.sparsity:.4g}%", "published (%)": number,
+                     "reproduced (%)": _cell(hit["accuracy"], 100, 4), "doubtful because": p.doubt})
     return pd.DataFrame(rows).set_index(["source", "network", "dataset", "line", "sparsity"]) if rows else \
         pd.DataFrame()
 
