@@ -97,9 +97,9 @@ def _first_found(name: str, roots: list, read, download: bool):
     target = sources.writable(roots) if download else None
     if target is not None:
         return read(target, True)
-    if len(missing) == 1:
+    if len(missing) == 1 and not download:
         raise missing[0]
-    why = "" if not download else "no writable directory to download into; "
+    why = "no writable directory to download into; " if download else ""
     raise DataNotFound(name, os.pathsep.join(e.path for e in missing), why + missing[0].how)
 
 
