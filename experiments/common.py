@@ -74,11 +74,14 @@ def accuracy_figure(script: str, doc: str, argv, studies) -> pd.DataFrame:
     """The main of a figure of accuracy against sparsity: run studies(preset, storage, data_root) (panel title ->
     study), then write <storage>/<script>/results.parquet and <script>.png, one panel per study."""
     args = parse_args(doc, argv)
-    panels = {title: run(spec, args, title).frame
-              for title, spec in studies(args.preset, args.storage, args.data_root).items()}
+    specs = studies(args.preset, args.storage, args.data_root)
+    used = ", ".join(sorted({plots.DATA_NAMES.get(spec.data, spec.data) for spec in specs.values()}))
+    print(f"{script}: data {used}")
+    panels = {title: run(spec, args, title).frame for title, spec in specs.items()}
     out = Outputs(args.storage, script)
     combined = pd.concat(panels.values(), ignore_index=True)
-    written = [out.parquet(combined), out.figure(lambda p: plots.accuracy_vs_sparsity(panels, p), f"{script}.png")]
+    written = [out.parquet(combined),
+               out.figure(lambda p: plots.accuracy_vs_sparsity(panels, p, title=f"{script} on {used}"), f"{script}.png")]
     print("\nwrote " + ", ".join(written))
     return combined
 
