@@ -211,7 +211,7 @@ def test_fig4_default_runs_fashion_mnist_when_it_can_be_had_and_digits_otherwise
     assert (spec.model, spec.data, spec.data_root, spec.seeds) == ("lenet_300_100", "fashion_mnist",
                                                                    str(tmp_path / "data"), [0, 1])
     assert "fashion_mnist" in title and "running on fashion_mnist" in capsys.readouterr().out
-    assert spec.sparsities == [0.7379, 0.8926, 0.956, 0.982, 0.9908]     # 1 - 0.8^k, k = 6, 10, 14, 18, 21
+    assert spec.sparsities == [0.7379, 0.8926, 0.956, 0.982, 0.9908]   # 1 - 0.8^k, k = 6, 10, 14, 18, 21
     trials = sweep.expand(spec)
     assert len(trials) == 2 * (1 + 6 * 5)                              # per seed: dense + 6 lines x 5 sparsities
     empty = tmp_path / "empty"

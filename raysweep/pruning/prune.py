@@ -79,8 +79,9 @@ def prune(model: nn.Module, sparsity: float, method: str, data=None, *, quota=No
     rounding: each round's count (global ranking only): 'nearest' (default) prunes exactly
       round(s_t*N), so every method is compared at the same sparsity, following Frankle et al.'s
       description of SynFlow "pruning from sparsity s^((n-1)/N) to sparsity s^(n/N)" (App. F.1);
-      'synflow' is Tanaka et al.'s code: prune every weight at or below the k-th lowest score,
-      k = int(s_t*N), so ties at the cut all go and the final sparsity may exceed s.
+      'synflow' is Synaptic-Flow's rule (Tanaka et al.): prune every weight at or below the k-th
+      lowest score, k = int(s_t*N); k is truncated, so a round may prune one weight fewer than
+      round(s_t*N), and every tie at the cut goes, so it may prune more.
     options: method options (see each score function), e.g. temperature=200 for grasp.
     """
     s = check_sparsity(sparsity)

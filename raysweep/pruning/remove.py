@@ -90,8 +90,9 @@ def global_masks(scores: Mapping[str, torch.Tensor], sparsity: float,
       `ties` (see _prune_lowest). Every method then reaches the same count at every sparsity, so
       methods are compared at exactly the sparsity the figure shows; Frankle et al. describe each
       SynFlow round as "pruning from sparsity s^((n-1)/N) to sparsity s^(n/N)" (App. F.1).
-    rounding 'synflow': Tanaka et al.'s rule: k = int(s*N) (truncated) and every weight scored at or
-      below the k-th lowest score is pruned, ties included, so a round may prune more than k.
+    rounding 'synflow': Synaptic-Flow's rule (Tanaka et al.): k = int(s*N), truncated, and every
+      weight scored at or below the k-th lowest score is pruned, ties included, so a round prunes at
+      least k (which may be one fewer than round(s*N)) and possibly more.
     """
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
