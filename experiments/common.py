@@ -80,11 +80,14 @@ def accuracy_figure(script: str, doc: str, argv, studies) -> pd.DataFrame:
     """The main of a figure of accuracy against sparsity: run studies(preset, storage, data_root) (panel title ->
     study), then write <storage>/<script>/results.parquet and <script>.png, one panel per study."""
     args = parse_args(doc, argv)
-    panels = {title: own_rows(run(spec, args, title), spec)   # a study shared with another script has more rows
-              for title, spec in studies(args.preset, args.storage, args.data_root).items()}
+    specs = studies(args.preset, args.storage, args.data_root)
+    used = ", ".join(sorted({plots.DATA_NAMES.get(spec.data, spec.data) for spec in specs.values()}))
+    print(f"{script}: data {used}")
+    panels = {title: run(spec, args, title).frame for title, spec in specs.items()}
     out = Outputs(args.storage, script)
     combined = pd.concat(panels.values(), ignore_index=True)
-    written = [out.parquet(combined), out.figure(lambda p: plots.accuracy_vs_sparsity(panels, p), f"{script}.png")]
+    written = [out.parquet(combined),
+               out.figure(lambda p: plots.accuracy_vs_sparsity(panels, p, title=f"{script} on {used}"), f"{script}.png")]
     print("\nwrote " + ", ".join(written))
     return combined
 
@@ -176,13 +179,14 @@ def plot_panels(panels: dict[str, pd.DataFrame], path, x: str, y: str, *, xlabel
                 logx=False, logy=False, scale: float = 1.0, styles: dict | None = None, reference: str = "dense",
                 diagonal=False, ncols: int | None = None) -> None:
     """One panel per title (rows with a 'line' column): each line is the mean of `y` over seeds against the mean
-    of `x`, one point per target sparsity, with a min-max band over seeds; the `reference` line (the dense
-    network) is horizontal; `diagonal` draws y = x."""
+    of `x`, one point per target sparsity, with a min-max band over seeds (clipped to the range of metric `y`,
+    plots.METRIC_RANGES); the `reference` line (the dense network) is horizontal; `diagonal` draws y = x. Each
+    panel's legend sits right of its axes."""
     import matplotlib.pyplot as plt   # plots set the Agg backend on import
 
     ncols = ncols or min(len(panels), 3)
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.0 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 * ncols, 4.0 * nrows), squeeze=False, layout="constrained")
     for ax, (title, frame) in zip(axes.flat, panels.items()):
         for line, rows in frame.groupby("line", sort=True):
             # a disconnected subnetwork has infinite effective compression: its curve ends there
@@ -194,7 +198,7 @@ def plot_panels(panels: dict[str, pd.DataFrame], path, x: str, y: str, *, xlabel
             stats = stats.sort_values("x")
             drawn = ax.plot(stats["x"], scale * stats["mean"], marker="o", ms=3, label=line,
                             **(styles or {}).get(line, {}))
-            ax.fill_between(stats["x"], scale * stats["lo"], scale * stats["hi"], color=drawn[0].get_color(),
+            ax.fill_between(stats["x"], *plots.band(stats["lo"], stats["hi"], y, scale), color=drawn[0].get_color(),
                             alpha=0.15)
         if diagonal:
             lo, hi = ax.get_xlim()
@@ -203,10 +207,9 @@ def plot_panels(panels: dict[str, pd.DataFrame], path, x: str, y: str, *, xlabel
         ax.set_yscale("log" if logy else "linear")
         ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))   # beside the data, never over it
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

@@ -343,3 +343,28 @@ def test_published_files_are_what_the_parser_makes_of_the_papers():
     parser = script("published_numbers")
     for name, frame in parser.tables(PAPERS).items():
         assert (PUBLISHED / name).read_text() == parser.csv_text(frame), name
+
+
+def test_fig4_default_runs_fashion_mnist_when_it_can_be_had_and_digits_otherwise(tmp_path, capsys):
+    from test_data import write_idx_set
+    fig4 = script("fig4")
+    write_idx_set(tmp_path / "data" / "FashionMNIST" / "raw", gz=True)
+    (title, spec), = fig4.studies("embedded", str(tmp_path / "runs"), str(tmp_path / "data"), download=False).items()
+    assert (spec.model, spec.data, spec.data_root, spec.seeds) == ("lenet_300_100", "fashion_mnist",
+                                                                   str(tmp_path / "data"), [0, 1])
+    assert "fashion_mnist" in title and "running on fashion_mnist" in capsys.readouterr().out
+    assert spec.sparsities == [0.7379, 0.8926, 0.956, 0.982, 0.9908]   # 1 - 0.8^k, k = 6, 10, 14, 18, 21
+    trials = sweep.expand(spec)
+    assert len(trials) == 2 * (1 + 6 * 5)                              # per seed: dense + 6 lines x 5 sparsities
+    empty = tmp_path / "empty"
+    (title, spec), = fig4.studies("embedded", str(tmp_path / "runs"), str(empty), download=False).items()
+    assert spec.data == "digits" and "digits" in title and not empty.exists()
+    assert "running scikit-learn digits instead" in capsys.readouterr().out
+
+
+def test_fig4_smoke(tmp_path, capsys):
+    frame = finished(smoke("fig4", tmp_path))
+    assert keys(frame, "method", "prune_at") == {("dense", "init"), ("magnitude", "end"), *(
+        (m, "init") for m in ("random", "magnitude", "snip", "grasp", "synflow"))}
+    assert "fig4: data digits (scikit-learn, 8x8)" in capsys.readouterr().out
+    png(tmp_path / "fig4" / "fig4.png")
