@@ -278,7 +278,8 @@ def _context(spec: StudySpec, storage: Storage, trials: list[Trial]) -> Context:
     rewind = parse_when(trials[0].train_hparams().rewind_step) if trials else "init"
     # absolute paths: Tune runs each trial in its own working directory
     return Context(storage=storage.uri, study=spec.name,
-                   data_root=os.path.abspath(spec.data_root) if spec.data_root else None,
+                   data_root=os.pathsep.join(map(os.path.abspath, spec.data_root.split(os.pathsep)))
+                   if spec.data_root else None,
                    metrics=list(spec.metrics), ood=list(spec.ood),
                    plugins=[os.path.abspath(p) if p.endswith(".py") else p for p in spec.plugins],
                    dense_steps=sorted({"init", "end", rewind, *(t.prune_at for t in trials)}),

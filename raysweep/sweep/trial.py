@@ -194,12 +194,14 @@ def _masks(trial: Trial, ctx: Context, model, ds, dense: dict | None) -> pruning
     if trial.method == "ltr":
         trained = copy.deepcopy(model)
         trained.load_state_dict(_dense_weights(ctx, dense, "end"))
-        masks = pruning.prune(trained, trial.sparsity, "magnitude", quota=quota, seed=trial.seed, ablation=ablation)
+        masks = pruning.prune(trained, trial.sparsity, "magnitude", quota=quota, seed=trial.seed, ablation=ablation,
+                              tie_break=trial.tie_break, rounding=trial.rounding)
         if ablation in ("reinit", "init_normal"):
             model.load_state_dict(trained.state_dict())
         return masks
     return pruning.prune(model, trial.sparsity, trial.method, data=batch, quota=quota, seed=trial.seed,
-                         ablation=ablation, iterations=trial.iterations)
+                         ablation=ablation, iterations=trial.iterations, tie_break=trial.tie_break,
+                         rounding=trial.rounding)
 
 
 def _effective_masks(trial: Trial, model, ds, quota, ablation, batch) -> pruning.Masks:
