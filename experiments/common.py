@@ -40,6 +40,9 @@ def parse_args(doc: str, argv=None) -> argparse.Namespace:
                                                         "local in-process cluster)")
     parser.add_argument("--wait-for-resources", action="store_true",
                         help="autoscaling cluster: start although the GPU nodes are not up yet")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("--verbose", action="store_true", help="Ray Tune's progress tables")
+    loud.add_argument("--quiet", action="store_true", help="nothing but each study's summary line")
     return parser.parse_args(argv)
 
 
@@ -68,10 +71,12 @@ def frankle_panels(preset: str, storage: str, data_root: str | None, prefix: str
 
 def run(spec: sweep.StudySpec, args: argparse.Namespace, title: str) -> sweep.StudyRun:
     """Run one study (finished trials are kept) and print its summary."""
-    result = sweep.run_study(spec.replace(wait_for_resources=args.wait_for_resources), address=args.address)
-    print(f"\n== {title} [{spec.name}]: {result.ran} trials run, {result.skipped} already done, "
+    verbose = 0 if args.quiet else 2 if args.verbose else 1
+    result = sweep.run_study(spec.replace(wait_for_resources=args.wait_for_resources), address=args.address,
+                             verbose=verbose)
+    print(f"== {title} [{spec.name}]: {result.ran} trials finished in this run, {result.skipped} already done, "
           f"{result.failed} failed, {result.dense_trainings} dense trainings ==")
-    if len(result.frame):
+    if len(result.frame) and not args.quiet:
         print(plots.summary(result.frame).to_string())
     return result
 

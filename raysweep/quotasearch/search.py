@@ -62,7 +62,8 @@ def _job(spec: SearchSpec, family: Family, sparsity: float) -> dict:
             if spec.prune_at == "end" else None}
 
 
-def _row_writer(spec: SearchSpec, storage: Storage, family: Family, sparsity: float, total_epochs: int):
+def _row_writer(spec: SearchSpec, storage: Storage, family: Family, sparsity: float, total_epochs: int,
+                show: bool):
     from ray import tune
 
     class RowWriter(tune.Callback):
@@ -92,6 +93,11 @@ def _row_writer(spec: SearchSpec, storage: Storage, family: Family, sparsity: fl
                    "layer_sparsities": last.get("layer_sparsities"), "model": spec.model, "data": spec.data,
                    "seeds": list(spec.seeds), "error": error, "finished_at": time.time()}
             results.write_row(storage, spec.name, row)
+            if show:   # the concise display: one line per finished proposal
+                accuracy = row[METRIC]
+                print(f"[{study_name(spec, family.name, sparsity)} #{number}] {row['quota']}: "
+                      f"{'%s %.1f%%' % (METRIC, 100 * accuracy) if accuracy is not None else status} "
+                      f"({status}, {len(history)} epoch(s))", flush=True)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._write(trial, "completed")
@@ -155,8 +161,9 @@ def _search(spec: SearchSpec, family: Family, sparsity: float, rdb, storage: Sto
                                     reuse_actors=True),   # a reused process skips torch's import
         run_config=tune.RunConfig(name=f"{family.name}-s{sparsity:g}-{time.strftime('%Y%m%d-%H%M%S')}",
                                   storage_path=storage.path(spec.name, "tune"), storage_filesystem=storage.fs,
-                                  verbose=verbose,
-                                  callbacks=[_row_writer(spec, storage, family, sparsity, total_epochs)]),
+                                  verbose=2 if verbose >= 2 else 0,
+                                  callbacks=[_row_writer(spec, storage, family, sparsity, total_epochs,
+                                                         show=verbose == 1)]),
     )
     tuner.fit()
     return remaining

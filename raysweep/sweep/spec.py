@@ -328,6 +328,15 @@ class StudySpec(RunFields):
     loggers: list[Literal[LOGGERS]] = _f(list, "Ray Tune logger callbacks: tensorboard, csv, json, wandb, mlflow "
                                                "(the last two need their package installed)")
 
+    @field_validator("loggers")
+    @classmethod
+    def _loggers(cls, v):
+        import importlib.util
+        missing = [name for name in v if name in ("wandb", "mlflow") and importlib.util.find_spec(name) is None]
+        if missing:
+            raise ValueError(f"{missing} need their package: pip install {' '.join(missing)}")
+        return v
+
     @model_validator(mode="before")
     @classmethod
     def _load_plugins(cls, raw):
