@@ -59,7 +59,9 @@ def studies(preset: str, storage: str, data_root: str | None, download: bool = T
     """Panel title -> study."""
     grids = [AT_INIT, common.AFTER_TRAINING]
     if preset != "embedded":
-        return common.frankle_panels(preset, storage, data_root, SCRIPT, grids=grids, dense=True)
+        # "We repeat the experiments from the main body of the paper on Modified ResNet-18 and TinyImageNet in
+        # Appendix I": the paper preset adds its panel
+        return common.frankle_panels(preset, storage, data_root, SCRIPT, appendix_i=True, grids=grids, dense=True)
     name = embedded_data(data_root, download)
     setting = EMBEDDED[name]
     return {f"lenet_300_100 ({name})": sweep.StudySpec(

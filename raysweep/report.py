@@ -149,11 +149,11 @@ def _kind(storage: Storage, *parts: str) -> str | None:
     return "script" if results.CONSOLIDATED in names and "spec.yaml" not in names else None
 
 
-def study_cost(storage: Storage, *parts: str) -> dict:
+def study_cost(storage: Storage, *parts: str, include_stale: bool = False) -> dict:
     """Trials by status and the CPU-/GPU-hours of the study at `parts`: each row's wall time times the resources
     it held."""
     spec = yaml.safe_load(storage.read_bytes(*parts, "spec.yaml")) or {}
-    frame = results.load(_uri(storage, *parts))
+    frame = results.load(_uri(storage, *parts), include_stale=include_stale)
     cpus, gpus = float(spec.get("cpus_per_worker", 1.0)), float(spec.get("gpus_per_worker", 0.0))
     held = frame.get("wall_time", pd.Series(0.0, index=frame.index)).fillna(0.0) * \
         frame.get("workers", pd.Series(1, index=frame.index)).fillna(1)
@@ -166,7 +166,7 @@ def study_cost(storage: Storage, *parts: str) -> dict:
 
 
 def section(storage: Storage, parts: tuple[str, ...], kind: str, published: pd.DataFrame,
-            figure_dir: str) -> tuple[list[str], list[str]]:
+            figure_dir: str, include_stale: bool = False) -> tuple[list[str], list[str]]:
     """The lines of one script's (or study's) section and the figures it shows (paths relative to the root);
     each figure is linked as figure_dir + that path."""
     name = name_of(_uri(storage, *parts))
@@ -177,7 +177,7 @@ def section(storage: Storage, parts: tuple[str, ...], kind: str, published: pd.D
     for figure in (f for f in files if f.endswith(".png")):
         figures.append("/".join([*parts, figure]))
         out += [f"![{figure.removesuffix('.png')}]({figure_dir}{figures[-1]})", ""]
-    rows = results.load(_uri(storage, *parts))
+    rows = results.load(_uri(storage, *parts), include_stale=include_stale)
     frame = finished(rows)
     if frame.empty:
         return out + ["No finished trials yet.", ""], figures
@@ -192,7 +192,7 @@ def section(storage: Storage, parts: tuple[str, ...], kind: str, published: pd.D
     return out, figures
 
 
-def build(root, published_dir=PUBLISHED, figure_dir: str = "") -> tuple[str, list[str]]:
+def build(root, published_dir=PUBLISHED, figure_dir: str = "", include_stale: bool = False) -> tuple[str, list[str]]:
     """The Markdown page for `root` (a path or URI): a storage directory of script outputs and studies, one
     script's output directory or one study directory. Returns the page and the figures it shows (paths relative
     to root), each linked as figure_dir + that path."""
@@ -212,12 +212,13 @@ def build(root, published_dir=PUBLISHED, figure_dir: str = "") -> tuple[str, lis
     lines, figures = [f"# raysweep report: {name_of(storage.uri)}", ""], []
     for parts, kind in entries:
         if kind == "script" or not parts:   # in a storage directory, studies show in their scripts' sections
-            shown, shows = section(storage, parts, kind, published, figure_dir)
+            shown, shows = section(storage, parts, kind, published, figure_dir, include_stale)
             lines += shown
             figures += shows
     studies = [parts for parts, kind in entries if kind == "study"]
     if studies:
-        cost = pd.DataFrame([study_cost(storage, *parts) for parts in studies]).set_index("study")
+        cost = pd.DataFrame([study_cost(storage, *parts, include_stale=include_stale)
+                             for parts in studies]).set_index("study")
         cost.loc["total"] = cost.sum(numeric_only=True)
         shown = cost.copy()
         for column in ("CPU-hours", "GPU-hours"):
@@ -231,7 +232,7 @@ def build(root, published_dir=PUBLISHED, figure_dir: str = "") -> tuple[str, lis
     return "\n".join(lines), figures
 
 
-def write(root, output=None, published_dir=PUBLISHED) -> str:
+def write(root, output=None, published_dir=PUBLISHED, include_stale: bool = False) -> str:
     """Write the page for `root` to `output` (a path or URI of the page or of a directory for report.md; default
     root/report.md), creating its directory; returns where the page is. Figures are linked where they lie when the
     page is in root, and otherwise copied into <page name>_figures/ beside the page, keeping their paths below
@@ -242,7 +243,7 @@ def write(root, output=None, published_dir=PUBLISHED) -> str:
     target, name = (Storage(output), "report.md") if into_dir else split(output)
     in_place = target.fs.equals(source.fs) and target.root.rstrip("/") == source.root.rstrip("/")
     figure_dir = "" if in_place else f"{Path(name).stem}_figures/"
-    page, figures = build(root, published_dir, figure_dir)
+    page, figures = build(root, published_dir, figure_dir, include_stale)
     if not in_place:
         for figure in figures:
             target.write_bytes(source.read_bytes(figure), figure_dir + figure)
@@ -260,7 +261,9 @@ def main(argv=None) -> str:
                              "created if missing, the figures copied beside it unless it is in DIR")
     parser.add_argument("--published", default=str(PUBLISHED),
                         help="directory of published numbers (*.csv with network, dataset, line, sparsity, mean, std)")
+    parser.add_argument("--include-stale", action="store_true",
+                        help="also the rows of trials a study's current spec no longer has")
     args = parser.parse_args(argv)
-    target = write(args.dir, args.output, args.published)
+    target = write(args.dir, args.output, args.published, args.include_stale)
     print(f"wrote {target}")
     return target
