@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from raysweep import models, plots, pruning, results, sweep
+from raysweep import models, plots, pruning, results, sweep, training
 from raysweep.storage import Storage
 
 PRESETS = ("embedded", "paper", "smoke")
@@ -22,6 +22,9 @@ FRANKLE_PAPER = [("cifar_resnet_20", "cifar10", "frankle_cifar_resnet20", 5, 0.5
                  ("cifar_vgg_16", "cifar10", "frankle_cifar_vgg16", 5, 1, 1),
                  ("imagenet_resnet_18", "tinyimagenet", "frankle_tinyimagenet_resnet18", 3, 1, 2),
                  ("imagenet_resnet_50", "imagenet", "frankle_imagenet_resnet50", 3, 1, 8)]
+# Appendix I: "the experiments from the main body of the paper on the modified version of ResNet-18 on
+# TinyImageNet ... This is the same configuration as we use in Appendix F" (3x3 stride-1 stem, no max-pool).
+FRANKLE_APPENDIX_I = [("tiny_resnet_18", "tinyimagenet", "frankle_tinyimagenet_resnet18", 3, 1, 2)]
 # The smoke preset: the embedded setting cut to one seed and one epoch, so tests can run a script's whole grid.
 SMOKE_HPARAMS = {"training_steps": "1ep", "lr_drops": ()}
 
@@ -37,18 +40,24 @@ def parse_args(doc: str, argv=None) -> argparse.Namespace:
                                                         "local in-process cluster)")
     parser.add_argument("--wait-for-resources", action="store_true",
                         help="autoscaling cluster: start although the GPU nodes are not up yet")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("--verbose", action="store_true", help="Ray Tune's progress tables")
+    loud.add_argument("--quiet", action="store_true", help="nothing but each study's summary line")
     return parser.parse_args(argv)
 
 
-def frankle_panels(preset: str, storage: str, data_root: str | None, prefix: str, **fields) -> dict:
-    """Panel title -> study of Frankle et al.'s settings for `preset`; `fields` are the study's own (grids...)."""
+def frankle_panels(preset: str, storage: str, data_root: str | None, prefix: str, appendix_i: bool = False,
+                   **fields) -> dict:
+    """Panel title -> study of Frankle et al.'s settings for `preset`; `fields` are the study's own (grids...).
+    appendix_i adds Appendix I's modified ResNet-18 to the paper preset's four networks."""
     common = dict(storage=storage, data_root=data_root, **fields)
     if preset == "paper":
         return {f"{model} ({data})": sweep.StudySpec(
                     name=f"{prefix}-{model}-{data}", model=model, data=data, training=training,
                     seeds=list(range(seeds)), bn_init="uniform", gpus_per_worker=gpus, workers=workers,
                     **{"sparsities": FRANKLE_SPARSITIES, **common})
-                for model, data, training, seeds, gpus, workers in FRANKLE_PAPER}
+                for model, data, training, seeds, gpus, workers in
+                FRANKLE_PAPER + (FRANKLE_APPENDIX_I if appendix_i else [])}
     if preset == "smoke":
         return {"lenet_300_100 (digits)": sweep.StudySpec(
             name=f"{prefix}-smoke", model="lenet_300_100", data="digits", training="digits", seeds=[0],
@@ -62,10 +71,12 @@ def frankle_panels(preset: str, storage: str, data_root: str | None, prefix: str
 
 def run(spec: sweep.StudySpec, args: argparse.Namespace, title: str) -> sweep.StudyRun:
     """Run one study (finished trials are kept) and print its summary."""
-    result = sweep.run_study(spec.replace(wait_for_resources=args.wait_for_resources), address=args.address)
-    print(f"\n== {title} [{spec.name}]: {result.ran} trials run, {result.skipped} already done, "
+    verbose = 0 if args.quiet else 2 if args.verbose else 1
+    result = sweep.run_study(spec.replace(wait_for_resources=args.wait_for_resources), address=args.address,
+                             verbose=verbose)
+    print(f"== {title} [{spec.name}]: {result.ran} trials finished in this run, {result.skipped} already done, "
           f"{result.failed} failed, {result.dense_trainings} dense trainings ==")
-    if len(result.frame):
+    if len(result.frame) and not args.quiet:
         print(plots.summary(result.frame).to_string())
     return result
 
@@ -74,11 +85,14 @@ def accuracy_figure(script: str, doc: str, argv, studies) -> pd.DataFrame:
     """The main of a figure of accuracy against sparsity: run studies(preset, storage, data_root) (panel title ->
     study), then write <storage>/<script>/results.parquet and <script>.png, one panel per study."""
     args = parse_args(doc, argv)
-    panels = {title: run(spec, args, title).frame
-              for title, spec in studies(args.preset, args.storage, args.data_root).items()}
+    specs = studies(args.preset, args.storage, args.data_root)
+    used = ", ".join(sorted({plots.DATA_NAMES.get(spec.data, spec.data) for spec in specs.values()}))
+    print(f"{script}: data {used}")
+    panels = {title: run(spec, args, title).frame for title, spec in specs.items()}
     out = Outputs(args.storage, script)
     combined = pd.concat(panels.values(), ignore_index=True)
-    written = [out.parquet(combined), out.figure(lambda p: plots.accuracy_vs_sparsity(panels, p), f"{script}.png")]
+    written = [out.parquet(combined),
+               out.figure(lambda p: plots.accuracy_vs_sparsity(panels, p, title=f"{script} on {used}"), f"{script}.png")]
     print("\nwrote " + ", ".join(written))
     return combined
 
@@ -111,24 +125,14 @@ class Outputs:
         return self.storage.path(self.script, name)
 
 
-def matching_sparsity(frame: pd.DataFrame) -> float:
-    """Frankle's highest matching sparsity: the highest sparsity at which magnitude pruning after training
-    reaches the dense network's accuracy (its mean over seeds at least the dense mean minus one dense std).
-    The lowest sparsity tried if none matches."""
-    done = frame[frame["status"].isin(results.FINISHED)]
-    dense = done.loc[done["method"] == "dense", "accuracy"]
-    if dense.empty:
-        raise ValueError("no finished dense run to compare with: the study needs dense: true")
-    after = done[(done["method"] == "magnitude") & (done["prune_at"] == "end")]
-    if after.empty:
-        raise ValueError("no finished run of magnitude pruning after training (method magnitude, prune_at end)")
-    bar = dense.mean() - (dense.std() if len(dense) > 1 else 0.0)
-    means = after.groupby("sparsity")["accuracy"].mean().sort_index()
-    matching = means[means >= bar]
-    return float(matching.index.max() if len(matching) else means.index.min())
-
-
 AFTER_TRAINING = sweep.Grid(methods=["magnitude"], prune_at=["end"])
+
+
+def rewinding(spec: sweep.StudySpec) -> sweep.Grid:
+    """Lottery ticket rewinding (the mask of magnitude pruning after training, the weights of the study's
+    rewinding step: its training preset's, Frankle Appendix B)."""
+    rewind = training.preset(spec.training).replace(**(spec.hparams or {})).rewind_step
+    return sweep.Grid(methods=["ltr"], prune_at=[rewind])
 
 
 def own_rows(result: sweep.StudyRun, spec: sweep.StudySpec) -> pd.DataFrame:
@@ -181,13 +185,14 @@ def plot_panels(panels: dict[str, pd.DataFrame], path, x: str, y: str, *, xlabel
                 logx=False, logy=False, scale: float = 1.0, styles: dict | None = None, reference: str = "dense",
                 diagonal=False, ncols: int | None = None, by: str = "sparsity") -> None:
     """One panel per title (rows with a 'line' column): each line is the mean of `y` over seeds against the mean
-    of `x`, one point per value of `by` (the target sparsity), with a min-max band over seeds; the `reference` line
-    (the dense network) is horizontal; `diagonal` draws y = x."""
+    of `x`, one point per value of `by` (the target sparsity), with a min-max band over seeds (clipped to the range
+    of metric `y`, plots.METRIC_RANGES); the `reference` line (the dense network) is horizontal; `diagonal` draws
+    y = x. Each panel's legend sits right of its axes."""
     import matplotlib.pyplot as plt   # plots set the Agg backend on import
 
     ncols = ncols or min(len(panels), 3)
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.0 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 * ncols, 4.0 * nrows), squeeze=False, layout="constrained")
     for ax, (title, frame) in zip(axes.flat, panels.items()):
         for line, rows in frame.groupby("line", sort=True):
             # a disconnected subnetwork has infinite effective compression: its curve ends there
@@ -199,7 +204,7 @@ def plot_panels(panels: dict[str, pd.DataFrame], path, x: str, y: str, *, xlabel
             stats = stats.sort_values("at")
             drawn = ax.plot(stats["at"], scale * stats["mean"], marker="o", ms=3, label=line,
                             **(styles or {}).get(line, {}))
-            ax.fill_between(stats["at"], scale * stats["lo"], scale * stats["hi"], color=drawn[0].get_color(),
+            ax.fill_between(stats["at"], *plots.band(stats["lo"], stats["hi"], y, scale), color=drawn[0].get_color(),
                             alpha=0.15)
         if diagonal:
             lo, hi = ax.get_xlim()
@@ -208,10 +213,9 @@ def plot_panels(panels: dict[str, pd.DataFrame], path, x: str, y: str, *, xlabel
         ax.set_yscale("log" if logy else "linear")
         ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))   # beside the data, never over it
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

@@ -3,7 +3,9 @@ sparsity — methods at initialisation, SynFlow shuffled within each layer, and 
 layers ordered from input to output (the model's parameter order), mean over seeds.
 
     python experiments/frankle_fig11.py                  # embedded: local Ray, scikit-learn digits, LeNets
-    python experiments/frankle_fig11.py --preset paper   # the four networks of Appendix A
+    python experiments/frankle_fig11.py --preset paper   # the four networks of Appendix A (at the matching
+                                                         # sparsities the paper states) and Appendix I's
+                                                         # modified ResNet-18
 """
 
 from __future__ import annotations

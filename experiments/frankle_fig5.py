@@ -3,7 +3,8 @@ shuffled within each layer, weights reinitialised, the scores inverted (pruning 
 initialisation N(0, 1) before scoring — each method's panel against its unmodified version and the dense network.
 
     python experiments/frankle_fig5.py                  # embedded: local Ray, digits, a tiny ResNet (8-4)
-    python experiments/frankle_fig5.py --preset paper   # the four networks of Appendix A; 19 sparsities
+    python experiments/frankle_fig5.py --preset paper   # the four networks of Appendix A and
+                                                        # Appendix I's modified ResNet-18; 19 sparsities
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def methods(preset: str) -> list[str]:
 
 
 def studies(preset: str, storage: str, data_root: str | None) -> dict[str, sweep.StudySpec]:
-    panels = common.frankle_panels(preset, storage, data_root, "frankle-fig5",
+    panels = common.frankle_panels(preset, storage, data_root, "frankle-fig5", appendix_i=True,
                                    grids=[sweep.Grid(methods=methods(preset), ablations=ABLATIONS)])
     if preset == "embedded":
         # One network, with BatchNorm as all of Frankle's: without it, training from the N(0, 1) weights of the

@@ -7,7 +7,9 @@ initial network again from the trial's own row and checks that the masks agree w
 (its neuron_collapse and layer_sparsities columns) before drawing the curves.
 
     python experiments/frankle_fig6.py                  # embedded: local Ray, scikit-learn digits, LeNets
-    python experiments/frankle_fig6.py --preset paper   # the four networks of Appendix A
+    python experiments/frankle_fig6.py --preset paper   # the four networks of Appendix A (at the matching
+                                                        # sparsities the paper states) and Appendix I's
+                                                        # modified ResNet-18
 """
 
 from __future__ import annotations

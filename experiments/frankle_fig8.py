@@ -12,15 +12,13 @@ from __future__ import annotations
 import pandas as pd
 
 import common
-from raysweep import sweep, training
+from raysweep import sweep
 
 SCRIPT = "frankle_fig8"
 
 
 def grids(spec: sweep.StudySpec) -> list[sweep.Grid]:
-    rewind = training.preset(spec.training).replace(**(spec.hparams or {})).rewind_step
-    return [sweep.Grid(methods=["random", "magnitude"]), common.AFTER_TRAINING,
-            sweep.Grid(methods=["ltr"], prune_at=[rewind])]
+    return [sweep.Grid(methods=["random", "magnitude"]), common.AFTER_TRAINING, common.rewinding(spec)]
 
 
 def studies(preset: str, storage: str, data_root: str | None) -> dict[str, sweep.StudySpec]:

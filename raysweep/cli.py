@@ -73,11 +73,11 @@ def dry_run(spec, args) -> int:
 
 def _open(path: str):
     """(storage of the parent, the directory's name) of a local path or URI."""
-    from .storage import Storage
-    parent, _, name = path.rstrip("/").rpartition("/")
-    if not name:
-        raise SystemExit(f"error: {path!r} names no directory")
-    return Storage(parent or "."), name
+    from .storage import split
+    try:
+        return split(path)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def _studies(path: str) -> list[tuple]:
@@ -126,7 +126,7 @@ def plot(args) -> int:
     from . import plots, results
     frame = results.load(args.dir, include_stale=args.include_stale)
     storage, name = _open(args.dir)
-    out = args.out or storage.path(name, "accuracy.png")
+    out = args.out or storage.uri_of(name, "accuracy.png")
     panels = ({str(k): v for k, v in frame.groupby("panel", sort=False)} if "panel" in frame
               else {f"{m} ({d})": v for (m, d), v in frame.groupby(["model", "data"], sort=False)})
     if "://" in out:

@@ -5,7 +5,8 @@ for one script's output directory (e.g. runs/fig4) or for one study directory. D
 For every script's directory (<script>/results.parquet with its figures): the figures, then per panel a table of
 mean ± std (n seeds) of the test accuracy and of every further metric the rows hold, lines x sparsities; the
 paper's published numbers beside the reproduced ones wherever raysweep/published/*.csv has the same network, data
-set, line and sparsity. Last, the grid's cost per study (<study>/spec.yaml with trials/): trials by status and
+set, line and sparsity, numbers the paper's text leaves in doubt marked "(doubtful)" with the reason (the published
+files' `doubt` column). Last, the grid's cost per study (<study>/spec.yaml with trials/): trials by status and
 the CPU-hours and GPU-hours they held (wall time x workers x CPUs or GPUs per worker).
 
 The page links each figure where it lies when the page is written into DIR; written anywhere else (--output), the
@@ -18,17 +19,15 @@ page takes its figures along into <page name>_figures/ beside it, so that its li
 from __future__ import annotations
 
 import argparse
-import io
 import math
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import yaml
 
 from . import plots, results
-from .storage import Storage
+from .storage import Storage, name_of, split
 
 PUBLISHED = Path(__file__).resolve().parent / "published"
 # Further columns of a row worth a table when present: (column or prefix, heading, scale to print).
@@ -108,13 +107,14 @@ def load_published(directory) -> pd.DataFrame:
         raise KeyError(f"published numbers in {directory} lack the columns {sorted(missing)}")
     if "figure" not in published:
         published["figure"] = published.get("table", "")
+    published["doubt"] = published["doubt"].fillna("") if "doubt" in published else ""
     return published
 
 
 def beside_published(frame: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     """Each published number that this frame reproduces, with the reproduced test accuracy (percent) beside it.
     A row reproduces it when its network (its 'network' column, else its model), data set, line and sparsity
-    are the published ones."""
+    are the published ones. A doubtful published number says so, and why."""
     if published.empty or frame.empty:
         return pd.DataFrame()
     network = frame["network"] if "network" in frame else frame["model"]
@@ -124,16 +124,17 @@ def beside_published(frame: pd.DataFrame, published: pd.DataFrame) -> pd.DataFra
                     & ((frame["sparsity"] - p.sparsity).abs() < SPARSITY_TOLERANCE)]
         if hit.empty:
             continue
+        number = f"{p.mean:g}" + ("" if pd.isna(p.std) else f" ± {p.std:g}") + (" (doubtful)" if p.doubt else "")
         rows.append({"source": f"{p.figure} ({p.source})", "network": p.network, "dataset": p.dataset,
-                     "line": p.line, "sparsity": f"{100 * p.sparsity:.4g}%",
-                     "published (%)": f"{p.mean:g} ± {p.std:g}", "reproduced (%)": _cell(hit["accuracy"], 100, 4)})
+                     "line": p.line, "sparsity": f"{100 * p.sparsity:.4g}%", "published (%)": number,
+                     "reproduced (%)": _cell(hit["accuracy"], 100, 4), "doubtful because": p.doubt})
     return pd.DataFrame(rows).set_index(["source", "network", "dataset", "line", "sparsity"]) if rows else \
         pd.DataFrame()
 
 
 def _uri(storage: Storage, *parts: str) -> str:
     """The path or URI of a location below `storage`, as Storage() and results.load() take it."""
-    return "/".join([storage.uri.rstrip("/"), *parts])
+    return storage.uri_of(*parts)
 
 
 def _is_dir(storage: Storage, *parts: str) -> bool:
@@ -148,27 +149,27 @@ def _kind(storage: Storage, *parts: str) -> str | None:
     return "script" if results.CONSOLIDATED in names and "spec.yaml" not in names else None
 
 
-def study_cost(storage: Storage, *parts: str) -> dict:
+def study_cost(storage: Storage, *parts: str, include_stale: bool = False) -> dict:
     """Trials by status and the CPU-/GPU-hours of the study at `parts`: each row's wall time times the resources
     it held."""
     spec = yaml.safe_load(storage.read_bytes(*parts, "spec.yaml")) or {}
-    frame = results.load(_uri(storage, *parts))
+    frame = results.load(_uri(storage, *parts), include_stale=include_stale)
     cpus, gpus = float(spec.get("cpus_per_worker", 1.0)), float(spec.get("gpus_per_worker", 0.0))
     held = frame.get("wall_time", pd.Series(0.0, index=frame.index)).fillna(0.0) * \
         frame.get("workers", pd.Series(1, index=frame.index)).fillna(1)
     on_gpu = frame.get("device", pd.Series("", index=frame.index)).fillna("").astype(str).str.startswith("cuda")
     counts = frame["status"].value_counts()
-    return {"study": _uri(storage, *parts).rsplit("/", 1)[-1], "trials": len(frame),
+    return {"study": name_of(_uri(storage, *parts)), "trials": len(frame),
             "completed": int(counts.get("completed", 0)), "diverged": int(counts.get("diverged", 0)),
             "failed": int(counts.get("failed", 0)), "CPU-hours": float((held * cpus).sum() / 3600),
             "GPU-hours": float((held[on_gpu] * gpus).sum() / 3600)}
 
 
 def section(storage: Storage, parts: tuple[str, ...], kind: str, published: pd.DataFrame,
-            figure_dir: str) -> tuple[list[str], list[str]]:
+            figure_dir: str, include_stale: bool = False) -> tuple[list[str], list[str]]:
     """The lines of one script's (or study's) section and the figures it shows (paths relative to the root);
     each figure is linked as figure_dir + that path."""
-    name = _uri(storage, *parts).rsplit("/", 1)[-1]
+    name = name_of(_uri(storage, *parts))
     out, figures = [f"## {name}", ""], []
     files = storage.list(*parts)
     for text in (f for f in files if f.endswith(".txt")):
@@ -176,8 +177,7 @@ def section(storage: Storage, parts: tuple[str, ...], kind: str, published: pd.D
     for figure in (f for f in files if f.endswith(".png")):
         figures.append("/".join([*parts, figure]))
         out += [f"![{figure.removesuffix('.png')}]({figure_dir}{figures[-1]})", ""]
-    rows = results.load(_uri(storage, *parts)) if kind == "study" else \
-        pq.read_table(io.BytesIO(storage.read_bytes(*parts, results.CONSOLIDATED))).to_pandas()
+    rows = results.load(_uri(storage, *parts), include_stale=include_stale)
     frame = finished(rows)
     if frame.empty:
         return out + ["No finished trials yet.", ""], figures
@@ -192,7 +192,7 @@ def section(storage: Storage, parts: tuple[str, ...], kind: str, published: pd.D
     return out, figures
 
 
-def build(root, published_dir=PUBLISHED, figure_dir: str = "") -> tuple[str, list[str]]:
+def build(root, published_dir=PUBLISHED, figure_dir: str = "", include_stale: bool = False) -> tuple[str, list[str]]:
     """The Markdown page for `root` (a path or URI): a storage directory of script outputs and studies, one
     script's output directory or one study directory. Returns the page and the figures it shows (paths relative
     to root), each linked as figure_dir + that path."""
@@ -209,15 +209,16 @@ def build(root, published_dir=PUBLISHED, figure_dir: str = "") -> tuple[str, lis
     if not entries:
         raise FileNotFoundError(f"{root} holds neither script outputs (<script>/results.parquet) nor studies "
                                 f"(<study>/spec.yaml with trials/), and is neither itself")
-    lines, figures = [f"# raysweep report: {_uri(storage).rsplit('/', 1)[-1]}", ""], []
+    lines, figures = [f"# raysweep report: {name_of(storage.uri)}", ""], []
     for parts, kind in entries:
         if kind == "script" or not parts:   # in a storage directory, studies show in their scripts' sections
-            shown, shows = section(storage, parts, kind, published, figure_dir)
+            shown, shows = section(storage, parts, kind, published, figure_dir, include_stale)
             lines += shown
             figures += shows
     studies = [parts for parts, kind in entries if kind == "study"]
     if studies:
-        cost = pd.DataFrame([study_cost(storage, *parts) for parts in studies]).set_index("study")
+        cost = pd.DataFrame([study_cost(storage, *parts, include_stale=include_stale)
+                             for parts in studies]).set_index("study")
         cost.loc["total"] = cost.sum(numeric_only=True)
         shown = cost.copy()
         for column in ("CPU-hours", "GPU-hours"):
@@ -231,7 +232,7 @@ def build(root, published_dir=PUBLISHED, figure_dir: str = "") -> tuple[str, lis
     return "\n".join(lines), figures
 
 
-def write(root, output=None, published_dir=PUBLISHED) -> str:
+def write(root, output=None, published_dir=PUBLISHED, include_stale: bool = False) -> str:
     """Write the page for `root` to `output` (a path or URI of the page or of a directory for report.md; default
     root/report.md), creating its directory; returns where the page is. Figures are linked where they lie when the
     page is in root, and otherwise copied into <page name>_figures/ beside the page, keeping their paths below
@@ -239,12 +240,10 @@ def write(root, output=None, published_dir=PUBLISHED) -> str:
     source = Storage(root)
     output = str(output) if output is not None else _uri(source, "report.md")
     into_dir = output.endswith("/") or _is_dir(Storage(output))
-    parent, name = (output.rstrip("/"), "report.md") if into_dir else \
-        output.rsplit("/", 1) if "://" in output else (str(Path(output).parent), Path(output).name)
-    target = Storage(parent)
+    target, name = (Storage(output), "report.md") if into_dir else split(output)
     in_place = target.fs.equals(source.fs) and target.root.rstrip("/") == source.root.rstrip("/")
     figure_dir = "" if in_place else f"{Path(name).stem}_figures/"
-    page, figures = build(root, published_dir, figure_dir)
+    page, figures = build(root, published_dir, figure_dir, include_stale)
     if not in_place:
         for figure in figures:
             target.write_bytes(source.read_bytes(figure), figure_dir + figure)
@@ -262,7 +261,9 @@ def main(argv=None) -> str:
                              "created if missing, the figures copied beside it unless it is in DIR")
     parser.add_argument("--published", default=str(PUBLISHED),
                         help="directory of published numbers (*.csv with network, dataset, line, sparsity, mean, std)")
+    parser.add_argument("--include-stale", action="store_true",
+                        help="also the rows of trials a study's current spec no longer has")
     args = parser.parse_args(argv)
-    target = write(args.dir, args.output, args.published)
+    target = write(args.dir, args.output, args.published, args.include_stale)
     print(f"wrote {target}")
     return target

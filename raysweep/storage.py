@@ -30,6 +30,14 @@ class Storage:
     def path(self, *parts: str) -> str:
         return "/".join([self.root.rstrip("/"), *parts])
 
+    def uri_of(self, *parts: str) -> str:
+        """The local path or URI of a location below the root, as Storage() takes it (an URI's query, such as an S3
+        endpoint_override, stays at its end)."""
+        if "://" not in self.uri:
+            return self.path(*parts)
+        base, mark, query = self.uri.partition("?")
+        return "/".join([base.rstrip("/"), *parts]) + mark + query
+
     def local_path(self, *parts: str) -> Path:
         """The on-disk path of a location; only for local storage."""
         if not self.local:
@@ -103,11 +111,6 @@ class Storage:
         selector = pafs.FileSelector(self.path(*parts), allow_not_found=True)
         return sorted(info.base_name for info in self.fs.get_file_info(selector))
 
-    def upload_dir(self, local_dir: Path, *parts: str) -> None:
-        for file in sorted(Path(local_dir).iterdir()):
-            if file.is_file() and not file.name.startswith("."):
-                self.write_bytes(file.read_bytes(), *parts, file.name)
-
     def download(self, local_file: Path, *parts: str) -> Path:
         local_file = Path(local_file)
         if not local_file.exists():
@@ -122,3 +125,19 @@ class Storage:
             shutil.rmtree(self.path(*parts), ignore_errors=True)
         elif self.exists(*parts):
             self.fs.delete_dir(self.path(*parts))
+
+
+def split(location) -> tuple[Storage, str]:
+    """(the storage of its parent, its name) of a local path or URI; an URI's query goes with the parent."""
+    location = str(location)
+    base, mark, query = location.partition("?") if "://" in location else (location, "", "")
+    parent, _, name = base.rstrip("/").rpartition("/")
+    if not name or parent.endswith(":/"):
+        raise ValueError(f"{location!r} names no directory below a storage root")
+    return Storage((parent or ".") + mark + query), name
+
+
+def name_of(location) -> str:
+    """The last name of a local path or URI (without an URI's query)."""
+    return split(location)[1]
+

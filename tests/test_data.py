@@ -1,5 +1,7 @@
 """raysweep.data: registry, genuine on-disk formats, device-resident pipeline, sharding, balanced batches."""
 
+import gzip
+import os
 import pickle
 import struct
 
@@ -61,7 +63,7 @@ def write_cifar100(root, train=120, test=20, seed=0):
 
 def write_idx(path, array):
     # IDX: 2 zero bytes, type code 0x08 (ubyte), number of dims, big-endian int32 dims, then the data.
-    with open(path, "wb") as f:
+    with (gzip.open if str(path).endswith(".gz") else open)(path, "wb") as f:
         f.write(struct.pack(">BBBB", 0, 0, 0x08, array.ndim))
         f.write(struct.pack(">" + "I" * array.ndim, *array.shape))
         f.write(array.astype(np.uint8).tobytes())
@@ -108,8 +110,8 @@ def write_image_folder(root, folder, size, classes=("n01", "n02", "n03"), per_cl
 # ---------- registry and digits ----------
 
 def test_registry_names_and_errors():
-    assert set(data.names()) == {"digits", "mnist", "cifar10", "cifar100", "svhn", "tinyimagenet", "imagenet",
-                                 "imagenet_o"}
+    assert set(data.names()) == {"digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "svhn",
+                                 "tinyimagenet", "imagenet", "imagenet_o"}
     with pytest.raises(KeyError, match="nope"):
         data.get("nope")
     ds = data.get("digits")
@@ -290,6 +292,98 @@ def test_mnist_idx_files_match_torchvision(tmp_path):
     assert np.array_equal(tv.data.numpy(), written["test"][0])
 
 
+def write_idx_set(folder, gz, train=12, test=5, seed=0):
+    """The four MNIST-style IDX files (as torchvision and the data sets' own sites ship them)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    out = {}
+    for prefix, split, n in (("train", "train", train), ("t10k", "test", test)):
+        x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        y = rng.integers(0, 10, size=n).astype(np.uint8)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{'.gz' if gz else ''}", x)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{'.gz' if gz else ''}", y)
+        out[split] = (x, y)
+    return out
+
+
+@pytest.mark.parametrize("name,folder,gz,mean", [("fashion_mnist", "FashionMNIST/raw", True, 0.2860),
+                                                 ("kmnist", "KMNIST/raw", False, 0.1918)])
+def test_fashion_mnist_and_kmnist_idx_files_gzipped_or_not(tmp_path, name, folder, gz, mean):
+    written = write_idx_set(tmp_path / folder, gz)
+    ds = data.get(name, root=tmp_path, download=False)
+    assert (ds.num_classes, ds.input_shape, ds.size("train"), ds.size("test")) == (10, (1, 28, 28), 12, 5)
+    assert ds.mean == (mean,) and not ds.augmentation.flip        # mirrored garments and characters are others
+    for split in ("train", "test"):
+        x, y = ds.examples(split, range(ds.size(split)))
+        assert y.tolist() == written[split][1].tolist()
+        raw = torch.from_numpy(written[split][0]).float() / 255
+        assert torch.allclose(x[:, 0] * ds.std[0] + ds.mean[0], raw, atol=1e-6)
+
+
+def test_idx_reader_checks_the_header_and_size(tmp_path):
+    from raysweep.data.sources import read_idx
+    write_idx(tmp_path / "ok.gz", np.arange(6, dtype=np.uint8).reshape(2, 3))
+    assert read_idx(tmp_path / "ok.gz").tolist() == [[0, 1, 2], [3, 4, 5]]
+    (tmp_path / "short").write_bytes(struct.pack(">BBBBI", 0, 0, 8, 1, 5) + b"abc")
+    with pytest.raises(ValueError, match="5,"):
+        read_idx(tmp_path / "short")
+    (tmp_path / "png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        read_idx(tmp_path / "png")
+
+
+@pytest.fixture
+def search_env(tmp_path, monkeypatch):
+    """A home, a $RAYSWEEP_DATA and two system data directories, all under tmp_path."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RAYSWEEP_DATA", str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_DATA_DIRS", f"{tmp_path / 'local'}{os.pathsep}{tmp_path / 'usr'}")
+    return tmp_path
+
+
+def test_search_path_order_and_debian_layout(search_env):
+    t = search_env
+    assert data.sources.search_path() == [t / "env", t / "home" / ".raysweep" / "data", t / "local" / "datasets",
+                                          t / "usr" / "datasets"]
+    assert data.sources.search_path(f"{t / 'a'}{os.pathsep}{t / 'b'}") == [t / "a", t / "b"]
+    # Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist/*.gz
+    debian = write_idx_set(t / "usr" / "datasets" / "fashion-mnist", gz=True, seed=1)
+    assert data.get("fashion_mnist", download=False).targets("test").tolist() == debian["test"][1].tolist()
+    # an earlier directory of the path wins
+    mine = write_idx_set(t / "home" / ".raysweep" / "data" / "FashionMNIST" / "raw", gz=False, seed=2)
+    assert data.get("fashion_mnist", download=False).targets("test").tolist() == mine["test"][1].tolist()
+
+
+def test_missing_everywhere_lists_every_place_looked_and_creates_nothing(search_env):
+    t = search_env
+    before = sorted(p for p in t.rglob("*"))
+    with pytest.raises(data.DataNotFound) as err:
+        data.get("fashion_mnist", download=False)
+    looked = err.value.path.split(os.pathsep)
+    assert looked == [str(r / f) for r in data.sources.search_path() for f in ("FashionMNIST/raw", "fashion-mnist")]
+    assert all(p in str(err.value) for p in looked)
+    assert sorted(p for p in t.rglob("*")) == before              # download=False created nothing
+
+
+def test_download_goes_to_the_first_writable_directory(tmp_path):
+    from raysweep.data.registry import _first_found
+    (tmp_path / "file").write_text("")
+    roots = [tmp_path / "file" / "sub", tmp_path / "new" / "data", tmp_path / "other"]  # no directory under a file
+    assert data.sources.writable(roots) == tmp_path / "new" / "data"
+    calls = []
+
+    def read(root, download):
+        calls.append((root, download))
+        if not download:
+            raise data.DataNotFound("fake", root / "fake", "fetch it")
+        return {"root": root}
+
+    assert _first_found("fake", roots, read, download=True) == {"root": tmp_path / "new" / "data"}
+    assert calls == [(r, False) for r in roots] + [(tmp_path / "new" / "data", True)]
+    with pytest.raises(data.DataNotFound, match="no writable directory"):
+        _first_found("fake", roots[:1], read, download=True)
+
+
 def test_svhn_mat_files(tmp_path):
     written = write_svhn(tmp_path)
     ds = data.get("svhn", root=tmp_path, download=False)
@@ -356,6 +450,7 @@ def test_tinyimagenet_official_layout(tmp_path):
 
 def test_missing_data_sets_say_where_and_how(tmp_path):
     cases = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "mnist": "MNIST/raw",
+             "kmnist": "KMNIST/raw",
              "svhn": "svhn/train_32x32.mat", "tinyimagenet": "tiny-imagenet-200/train", "imagenet": "imagenet/train"}
     for name, rel in cases.items():
         with pytest.raises(data.DataNotFound) as err:

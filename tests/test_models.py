@@ -12,11 +12,13 @@ from raysweep import models
 from raysweep.models.cifar_resnet import Block
 
 DIGITS = (1, 8, 8)  # the embedded default data set: scikit-learn's 8x8 grayscale digits
-SMALL_FAMILIES = ("lenet", "cifar_", "wide_resnet", "stable_resnet")
+SMALL_FAMILIES = ("lenet", "cifar_", "wide_resnet", "stable_resnet", "vanilla_cnn")
 
 
 def data_shape(name: str) -> tuple[int, int, int]:
-    # ImageNet-style nets run at 64x64 (TinyImageNet size) to keep the test fast.
+    # ImageNet-style nets run at 64x64 (TinyImageNet size), the 100-layer V-CNN at 4x4, to keep the test fast.
+    if name.startswith("vanilla_cnn"):
+        return (1, 4, 4)
     return DIGITS if name.startswith(SMALL_FAMILIES) else (3, 64, 64)
 
 
@@ -68,8 +70,13 @@ def test_names_cover_the_requested_families():
     expected = {
         "lenet_300_100", "lenet_5", "cifar_resnet_20", "cifar_resnet_32", "cifar_resnet_44", "cifar_resnet_56",
         "cifar_resnet_110", "cifar_vgg_11", "cifar_vgg_13", "cifar_vgg_16", "cifar_vgg_19", "imagenet_resnet_18",
-        "imagenet_resnet_50", "tiny_resnet_18", "wide_resnet_32_2", "mobilenet_v2", "stable_resnet_32",
-        "stable_resnet_50", "stable_resnet_104",
+        "imagenet_resnet_50", "tiny_resnet_18", "wide_resnet_32_2", "mobilenet_v2",
+        # Hayou et al.'s networks
+        "cifar_resnet_32_32", "cifar_resnet_50_32", "cifar_resnet_104_32", "stable_resnet_32_32",
+        "stable_resnet_50_32", "stable_resnet_104_32", "cifar_resnet_32_32_tanh", "stable_resnet_32_32_tanh",
+        "stable_imagenet_resnet_50", "vanilla_cnn_10_128", "vanilla_cnn_50_128", "vanilla_cnn_100_128",
+        "cifar_vgg_16_nobn", "cifar_vgg_16x3_nobn",
+        "cifar_vgg2_16",   # Frankle et al.'s VGG2-16
     }
     assert expected <= set(models.names())
 
@@ -150,6 +157,61 @@ def test_lenet_parameter_counts_on_mnist():
     assert num_params(models.create("lenet_300_100", 10, (1, 28, 28))) == 784 * 300 + 300 + 300 * 100 + 100 + 1010
     lenet5 = 6 * 25 + 6 + 16 * 6 * 25 + 16 + 400 * 120 + 120 + 120 * 84 + 84 + 84 * 10 + 10
     assert num_params(models.create("lenet_5", 10, (1, 28, 28))) == lenet5 == 61_706
+
+
+def test_hayou_resnets_are_wang_et_als_double_width_resnets():
+    # Hayou's "ResNet32 (NO PRUNING) 94.80" is Wang et al.'s ResNet-32, which Frankle et al. call WRN-32-2:
+    # stages of 32, 64 and 128 channels. The Stable and tanh versions only rescale branches or swap activations.
+    wrn = num_params(models.create("wide_resnet_32_2"))
+    names = [f"{family}_32_32{activation}" for family in ("cifar_resnet", "stable_resnet")
+             for activation in ("", "_tanh")]
+    for name in names + ["cifar_resnet_50_32", "cifar_resnet_104_32"]:
+        model = models.create(name)
+        assert num_params(model) == hand_count_cifar_resnet(int(name.split("_")[2]), 32), name
+        assert [model.blocks[i].conv2.out_channels for i in (0, -1)] == [32, 128], name
+    assert num_params(models.create("cifar_resnet_32_32")) == wrn == 1_860_522
+    # He et al.'s ResNet-32 has 0.46M parameters (without our 1x1 shortcut convs); twice the width, four times that
+    assert num_params(models.create("cifar_resnet_32")) == pytest.approx(0.46e6, rel=0.02)
+    assert wrn == pytest.approx(4 * 0.46e6, rel=0.02)
+    assert num_params(models.create("cifar_resnet_32_32", num_classes=100)) == hand_count_cifar_resnet(32, 32, 3, 100)
+
+
+def test_stable_imagenet_resnet50_is_torchvisions_with_scaled_branches():
+    stable = models.create("stable_imagenet_resnet_50", num_classes=1000, input_shape=(3, 224, 224), seed=1)
+    plain = models.create("imagenet_resnet_50", num_classes=1000, input_shape=(3, 224, 224), seed=1)
+    assert num_params(stable) == num_params(plain) == 25_557_032
+    scales = [m.scale for m in stable.modules() if type(m).__name__ == "BranchScale"]
+    assert scales == [pytest.approx(1 / 4)] * 16   # 16 bottleneck blocks: 1/sqrt(16)
+    block, x = stable.layer1[1].eval(), torch.randn(2, 256, 8, 8)
+    reference = plain.layer1[1].eval()
+    with torch.no_grad():
+        branch = reference.bn3(reference.conv3(reference.relu(reference.bn2(reference.conv2(
+            reference.relu(reference.bn1(reference.conv1(x))))))))
+        assert torch.allclose(block(x), torch.relu(x + branch / 4), atol=1e-5)
+
+
+def test_vanilla_cnn_has_l_plain_conv_layers():
+    model = models.create("vanilla_cnn_50_128", input_shape=(1, 28, 28))
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 50 and all(c.kernel_size == (3, 3) and c.bias is not None for c in convs)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    width = 128
+    expected = 9 * width + width + 49 * (9 * width * width + width) + width * 10 + 10
+    assert num_params(model) == expected == 7_234_186
+    with pytest.raises(models.BadArchitecture, match="depth 0"):
+        models.create("vanilla_cnn_0_8")
+
+
+def test_vgg_without_batchnorm_and_vgg2_parameter_counts():
+    # Without BatchNorm every conv carries a bias (out channels) instead of gamma and beta (2 x out).
+    outs = 64 + 64 + 128 + 128 + 3 * 256 + 6 * 512
+    nobn = models.create("cifar_vgg_16_nobn")
+    assert num_params(nobn) == hand_count_vgg16() - outs == 14_719_818
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in nobn.modules())
+    deep = [m for m in models.create("cifar_vgg_16x3_nobn").modules() if isinstance(m, nn.Conv2d)]
+    assert len(deep) == 39 and all(c.bias is not None for c in deep)
+    # VGG2-16: a 512-unit hidden layer (weights, bias, BatchNorm) before the head
+    assert num_params(models.create("cifar_vgg2_16")) == hand_count_vgg16() + 512 * 512 + 512 + 2 * 512
 
 
 # ---------------------------------------------------------------------------------------------- initialisation
@@ -330,6 +392,94 @@ def test_eoc_rescale_restores_signal_propagation_in_a_deep_pruned_net():
             assert (p[~masks[name]] == 0).all()
             kept_rows = masks[name].any(1)
             assert torch.allclose(p.pow(2).sum(1)[kept_rows], torch.full((int(kept_rows.sum()),), 2.0))
+
+
+def test_tanh_edge_of_chaos_has_unit_chi_by_monte_carlo():
+    sigma_w, sigma_b = models.init.PHASES["eoc_tanh"]
+    assert sigma_w == pytest.approx(models.init.tanh_edge_of_chaos(sigma_b)) and sigma_b == 0.2
+    # an independent estimate: Monte Carlo expectations, fixed-point iteration of the variance map
+    z = torch.randn(400_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    q = 1.0
+    for _ in range(60):
+        q = sigma_b ** 2 + sigma_w ** 2 * torch.tanh(math.sqrt(q) * z).pow(2).mean().item()
+    chi = sigma_w ** 2 * (1 - torch.tanh(math.sqrt(q) * z).pow(2)).pow(2).mean().item()
+    assert chi == pytest.approx(1.0, abs=5e-3)
+    # larger bias variance, larger weight variance along the EOC curve
+    assert models.init.tanh_edge_of_chaos(0.1) < sigma_w < models.init.tanh_edge_of_chaos(0.3)
+
+
+def test_phase_schemes_draw_weights_and_biases_from_their_sigmas():
+    layer = nn.Sequential(nn.Conv2d(64, 128, 3), nn.Linear(256, 512))
+    for scheme in ("ordered_relu", "eoc_tanh"):
+        sigma_w, sigma_b = models.init.PHASES[scheme]
+        models.initialize(layer, 0, scheme)
+        assert layer[0].weight.std().item() == pytest.approx(sigma_w / math.sqrt(64 * 9), rel=0.02)
+        assert layer[1].weight.std().item() == pytest.approx(sigma_w / 16, rel=0.02)
+        assert layer[1].bias.std().item() == pytest.approx(sigma_b, rel=0.15)
+    assert models.initialize(layer, 0, "eoc")[1].bias.abs().sum() == 0
+
+
+def test_ordered_phase_collapses_deep_correlations_where_the_eoc_keeps_them():
+    # Table 4's premise: from the ordered phase a deep ReLU network maps all inputs to nearly the same output
+    # (correlations go to 1 geometrically, at the rate sigma_w^2 / 2 = 0.72), on the EOC only polynomially.
+    depth, width = 50, 512
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(2, width, generator=gen)
+
+    def decorrelation(scheme):
+        net = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(width, width), nn.ReLU())])
+        models.initialize(net, 0, scheme)
+        with torch.no_grad():
+            out = net[:-1](x)   # the last pre-activation
+        return 1 - torch.nn.functional.cosine_similarity(out[0], out[1], dim=0).item()
+
+    ordered, eoc = decorrelation("ordered_relu"), decorrelation("eoc")
+    assert ordered < 1e-5 < 1e-3 < eoc
+
+
+def test_eoc_rescale_restores_the_variance_of_the_models_own_scheme():
+    model = models.create("vanilla_cnn_3_64", input_shape=DIGITS, init="eoc_tanh")
+    name = "features.2.weight"
+    mask = torch.rand(model.features[2].weight.shape, generator=torch.Generator().manual_seed(1)) < 0.3
+    models.eoc_rescale(model, {name: mask})
+    sigma_w = models.init.PHASES["eoc_tanh"][0]
+    norms = model.features[2].weight.pow(2).flatten(1).sum(1)
+    assert torch.allclose(norms, torch.full_like(norms, sigma_w ** 2))
+
+
+def rescaling_effect(name: str) -> tuple[float, float]:
+    """The relative change of the network's penultimate features and of its outputs on a batch (training mode, as
+    at the first step) when its SNIP-pruned, EOC-initialised weights are rescaled."""
+    from raysweep import pruning
+
+    model = models.create(name, input_shape=(3, 16, 16), seed=0, init="eoc").train()
+    x = torch.randn(16, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(1))
+    masks = pruning.prune(model, 0.9, "snip", data=(x, y), seed=0)
+    masks.apply(model)
+
+    def run():
+        with torch.no_grad():
+            features = model.pool(model.features(x)).flatten(1)
+            return features, model(x)
+
+    features, outputs = run()
+    models.eoc_rescale(model, masks)
+    new_features, new_outputs = run()
+    return (((new_features - features).abs().max() / features.abs().max()).item(),
+            ((new_outputs - outputs).abs().max() / outputs.abs().max()).item())
+
+
+def test_rescaling_changes_the_function_of_the_vgg_without_batchnorm():
+    # Hayou's Table 5 compares "EOC + rescaling" with SNIP. On the BatchNorm VGG every rescaled conv channel is
+    # normalised again: the features are those of the unrescaled network (up to BatchNorm's eps in channels pruned
+    # almost entirely), only the linear head's per-class scale moves. Without BatchNorm the rescaling changes what
+    # every layer computes, by orders of magnitude after 13 layers at 90% sparsity.
+    bn_features, bn_outputs = rescaling_effect("cifar_vgg_16")
+    assert bn_features < 0.05 and bn_outputs > 0.05
+    nobn_features, nobn_outputs = rescaling_effect("cifar_vgg_16_nobn")
+    assert nobn_features > 10 and nobn_outputs > 10
+    assert rescaling_effect("vanilla_cnn_10_16")[0] > 0.5
 
 
 def test_eoc_rescale_rejects_bad_masks():

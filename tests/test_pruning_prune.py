@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from raysweep import models, pruning
+from raysweep.pruning.layers import derived_seed
 from raysweep.pruning.remove import global_masks, kth_smallest, layerwise_masks, schedule
 
 METHODS = ["random", "magnitude", "lamp", "snip", "grasp", "grasp_magnitude", "synflow", "snip_iterative"]
@@ -59,6 +60,73 @@ def test_global_pruning_removes_the_lowest_scores_and_breaks_ties_by_position():
     assert global_masks({"a": torch.zeros(5)}, 0.5)["a"].sum() == 2  # round half up: 2.5 -> 3 pruned
     with pytest.raises(ValueError, match="NaN"):
         global_masks({"a": torch.tensor([1.0, float("nan")])}, 0.5)
+
+
+def tied_mlp():
+    """Two layers whose weights all have magnitude 0.5: every magnitude score ties."""
+    net = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4))
+    with torch.no_grad():
+        for layer in (net[0], net[2]):
+            layer.weight.copy_(0.5 * torch.sign(torch.randn(layer.weight.shape, generator=torch.Generator().manual_seed(1))))
+    return net
+
+
+def test_ties_are_broken_at_random_seeded_by_the_trial():
+    net = tied_mlp()                                              # 30 + 20 weights, all tied
+    a, b = pruning.prune(net, 0.4, "magnitude", seed=3), pruning.prune(net, 0.4, "magnitude", seed=4)
+    assert a.num_pruned() == b.num_pruned() == 20
+    assert same(a, pruning.prune(net, 0.4, "magnitude", seed=3)) and not same(a, b)
+    # the draw comes from the trial's seed for this purpose, not from the seed the random method uses
+    gen = torch.Generator().manual_seed(derived_seed(3, "ties/round0"))
+    scores = pruning.score(net, "magnitude")
+    assert same(a, global_masks(scores, 0.4, ties=gen))
+    assert derived_seed(3, "ties/round0") != 3
+    # by position, the first layer goes first; at random both layers lose weights
+    index = pruning.prune(net, 0.4, "magnitude", seed=3, tie_break="index")
+    assert index.layer_sparsities() == {"0.weight": 20 / 30, "2.weight": 0.0}
+    assert all(0 < v < 1 for v in a.layer_sparsities().values())
+    # iterative rounds draw anew each round, still exactly counted and reproducible
+    rounds = pruning.prune(net, 0.6, "magnitude", seed=3, iterations=3)
+    assert rounds.num_pruned() == 30 and same(rounds, pruning.prune(net, 0.6, "magnitude", seed=3, iterations=3))
+    layerwise = pruning.prune(net, 0.4, "magnitude", seed=3, quota=[0.5, 0.25])
+    assert [int((~m).sum()) for m in layerwise.values()] == [15, 5]
+    assert not same(layerwise, pruning.prune(net, 0.4, "magnitude", seed=4, quota=[0.5, 0.25]))
+    with pytest.raises(ValueError, match="tie_break"):
+        pruning.prune(net, 0.4, "magnitude", tie_break="first")
+
+
+def test_ties_at_random_take_only_from_the_tied_scores():
+    scores = {"a": torch.tensor([5.0, 1.0, 1.0, 1.0, 1.0, 0.5, 9.0, 1.0])}
+    kept = [global_masks(scores, 0.375, ties=torch.Generator().manual_seed(s))["a"] for s in range(20)]
+    for k in kept:                                                # 3 pruned: the 0.5 and two of the five 1.0s
+        assert (~k).sum() == 3 and not k[5] and k[0] and k[6]
+    assert len({tuple(k.tolist()) for k in kept}) > 3
+
+
+def test_synflow_rounding_prunes_everything_at_or_below_the_kth_score():
+    scores = {"a": torch.tensor([2.0, 1.0, 2.0, 4.0, 2.0, 3.0])}
+    # k = int(0.4 * 6) = 2: the 2nd lowest score is 2.0, and all three 2.0s go with the 1.0
+    assert global_masks(scores, 0.4, rounding="synflow")["a"].tolist() == [False, False, False, True, False, True]
+    assert global_masks(scores, 0.4)["a"].sum() == 4               # nearest: round(2.4) = 2 pruned exactly
+    # k truncates: int(0.49 * 6) = 2 where round(2.94) = 3
+    assert (~global_masks({"a": torch.arange(6.0)}, 0.49, rounding="synflow")["a"]).sum() == 2
+    assert global_masks({"a": torch.arange(6.0)}, 0.1, rounding="synflow")["a"].all()  # k = 0 prunes nothing
+    current = {"a": torch.tensor([True, True, False, True, True, True])}
+    again = global_masks({"a": torch.tensor([2.0, 1.0, 0.0, 4.0, 2.0, 3.0])}, 0.34, current, rounding="synflow")
+    assert again["a"].tolist() == [True, False, False, True, True, True]   # k = 2: the dead one and the 1.0
+    with pytest.raises(ValueError, match="rounding"):
+        global_masks(scores, 0.4, rounding="floor")
+
+
+def test_synflow_rounding_through_prune():
+    net = tied_mlp()                                              # 50 weights, all scoring alike at first
+    exact = pruning.prune(net, 0.9, "magnitude", iterations=4)
+    theirs = pruning.prune(net, 0.9, "magnitude", iterations=4, rounding="synflow")
+    assert exact.num_pruned() == 45 and theirs.num_pruned() == 50  # round 1: int(0.44 * 50) = 22 -> all tied go
+    cnn = pruning.prune(small_cnn(), 0.9, "synflow", iterations=3, input_shape=(3, 8, 8), rounding="synflow")
+    assert cnn.num_pruned() >= int(0.9 * 342) == 307              # truncated: one short of round(307.8) = 308
+    with pytest.raises(ValueError, match="rounding"):
+        pruning.prune(net, 0.9, "synflow", input_shape=(1, 6), rounding="synflow", quota="uniform")
 
 
 def test_previously_pruned_weights_stay_pruned_even_with_high_scores():

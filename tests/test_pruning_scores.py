@@ -170,6 +170,32 @@ def test_snip_bn_mode_is_an_option():
     assert torch.allclose(chunked, evals, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["snip", "grasp"])
+def test_chunked_scores_equal_one_pass_on_a_batchnorm_resnet(method):
+    # BatchNorm in train mode: chunks normalised by, and differentiated through, the whole batch's statistics
+    net = models.create("cifar_resnet_8_4", num_classes=3, input_shape=(3, 8, 8), seed=0).double()
+    x, y = batch(6)
+    x = x.double()
+    one = pruning.score(net, method, data=(x, y), per_class=None)
+    chunked = pruning.score(net, method, data=(x, y), per_class=None, chunk_size=4)   # chunks of 4 and 2
+    for name in one:
+        scale = one[name].abs().max()
+        assert torch.allclose(chunked[name], one[name], rtol=0, atol=1e-10 * scale), name
+    # statistics per chunk (each chunk a batch of its own) would change the scores well beyond that
+    halves = [pruning.score(net, method, data=(x[i:i + 3], y[i:i + 3]), per_class=None) for i in (0, 3)]
+    if method == "snip":
+        per_chunk = halves[0]["conv.weight"] + halves[1]["conv.weight"]
+        assert not torch.allclose(per_chunk / 2, one["conv.weight"], rtol=1e-3)
+
+
+def test_chunked_iterative_snip_rescored_each_round():
+    net = small_cnn()
+    one = pruning.prune(net.double(), 0.8, "snip_iterative", data=(batch()[0].double(), batch()[1]), iterations=3)
+    chunked = pruning.prune(net, 0.8, "snip_iterative", data=(batch()[0].double(), batch()[1]), iterations=3,
+                            chunk_size=5)
+    assert one.keys() == chunked.keys() and all(torch.equal(one[k], chunked[k]) for k in one)
+
+
 def test_random_scores_are_seeded():
     net = small_cnn()
     a = pruning.score(net, "random", seed=1)

@@ -57,9 +57,12 @@ def assert_links_resolve(page_path: Path, root: Path) -> None:
         assert originals, f"{link} is no figure under {root}"
 
 
-def published_dir(tmp_path, rows) -> str:
+def published_dir(tmp_path, rows, doubt=None) -> str:
     columns = ["figure", "network", "dataset", "method", "ablation", "prune_at", "line", "sparsity", "mean", "std"]
-    pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "paper.csv", index=False)
+    frame = pd.DataFrame(rows, columns=columns)
+    if doubt is not None:
+        frame["doubt"] = doubt
+    frame.to_csv(tmp_path / "paper.csv", index=False)
     return str(tmp_path)
 
 
@@ -99,6 +102,20 @@ def test_storage_directory_page_has_figures_tables_published_numbers_and_cost(st
     # the study's cost: every trial of the smoke grid (5 methods at init, magnitude after training, dense)
     cpu_hours = frame["wall_time"].sum() / 3600
     assert f"| fig4-smoke | 7 | 7 | 0 | 0 | {cpu_hours:.3f} | 0.000 |" in page
+
+
+def test_doubtful_published_numbers_and_missing_stds_are_marked(storage, tmp_path):
+    root, frame = storage
+    published = published_dir(tmp_path, [
+        ["Figure 5", "lenet_300_100", "digits", "random", "none", "init", "random", SPARSITY, 80.0, 0.3],
+        ["Table 8", "lenet_300_100", "digits", "random", "none", "init", "random", SPARSITY, 70.5, None]],
+        doubt=["a copy of another row", None])
+    page, _ = report.build(root, published)
+    done = frame[frame["status"] == "completed"]
+    random = cell(done.loc[done["method"] == "random", "accuracy"])
+    where = f"lenet_300_100 | digits | random | {100 * SPARSITY:.4g}%"
+    assert f"| Figure 5 (paper) | {where} | 80 ± 0.3 (doubtful) | {random} | a copy of another row |" in page
+    assert f"| Table 8 (paper) | {where} | 70.5 | {random} |  |" in page
 
 
 def test_one_script_directory_and_one_study_directory(storage):

@@ -95,3 +95,16 @@ def test_parameterised_quota_names_are_validated():
     with pytest.raises(sweep.SpecError) as err:
         sweep.StudySpec.from_dict({"grids": [{"methods": ["random"], "quotas": ["nope(a=1)", "igq(a=x)"]}]})
     assert "'nope'" in str(err.value) and "igq(a=x)" in str(err.value)
+
+
+def test_tie_breaking_is_part_of_a_trials_identity_and_old_rows_keep_theirs():
+    spec = sweep.StudySpec(seeds=[0], sparsities=[0.5], grids=[sweep.Grid(methods=["snip"])])
+    by_rule = {rule: {t.method: t for t in sweep.expand(spec.replace(tie_break=rule))} for rule in ("random", "index")}
+    assert by_rule["random"]["snip"].trial_id != by_rule["index"]["snip"].trial_id
+    assert by_rule["random"]["dense"].trial_id == by_rule["index"]["dense"].trial_id   # nothing pruned, same run
+    # a trial recorded before the option existed pruned ties by index: its id is unchanged
+    old = by_rule["index"]["snip"].to_dict()
+    assert sweep.Trial(**{k: v for k, v in old.items() if k not in ("tie_break", "rounding")}).trial_id == \
+        by_rule["index"]["snip"].trial_id
+    with pytest.raises(sweep.SpecError, match="rounding: 'synflow' is a rule of global pruning"):
+        spec.replace(rounding="synflow", grids=[sweep.Grid(methods=["synflow"], quotas=["igq"])])

@@ -177,9 +177,23 @@ def test_a_second_driver_of_a_study_refuses_or_waits_and_dense_runs_are_trained_
     assert len(results.load(str(tmp_path / "a"))) == 9 and len(results.load(str(tmp_path / "b"))) == 3
 
 
-def _actor_pids():
-    from ray.util.state import list_actors
-    return [a.pid for a in list_actors(filters=[("state", "=", "ALIVE")]) if "ImplicitFunc" in a.class_name]
+def _trial_pids():
+    """The processes running this cluster's Tune trials: workers ('ray::ImplicitFunc...') whose raylet this test
+    process started (other clusters may run on the same machine)."""
+    def parent(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            pid = int(entry)
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().startswith(b"ray::ImplicitFunc") and parent(parent(pid)) == os.getpid():
+                    found.append(pid)
+        except (ValueError, OSError):
+            continue
+    return found
 
 
 def test_a_killed_trainer_resumes_at_once_and_counts_all_its_time(tmp_path):
@@ -196,7 +210,7 @@ def test_a_killed_trainer_resumes_at_once_and_counts_all_its_time(tmp_path):
     _wait_for(lambda: list((tmp_path / "dense").glob("*/state.pt")), 300, "the dense run's first state")
     dense_state = next((tmp_path / "dense").glob("*/state.pt"))
     before = checkpoints.load(dense_state)["wall_time"]
-    for pid in _actor_pids():
+    for pid in _trial_pids():
         os.kill(pid, signal.SIGKILL)
     killed = time.time()
     scratch = tmp_path / "s" / "scratch"
@@ -204,7 +218,7 @@ def test_a_killed_trainer_resumes_at_once_and_counts_all_its_time(tmp_path):
     trial_state = next(scratch.glob("*/state.pt"), None)
     trial_before = checkpoints.load(trial_state)["wall_time"] if trial_state else 0.0
     if trial_state is not None:
-        for pid in _actor_pids():
+        for pid in _trial_pids():
             os.kill(pid, signal.SIGKILL)
     thread.join(timeout=900)
     run = box["run"]

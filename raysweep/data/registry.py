@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -9,7 +10,7 @@ from typing import Callable
 import torch
 
 from . import sources
-from .dataset import DataSet, FolderDataSet, Split, TensorDataSet
+from .dataset import DataNotFound, DataSet, FolderDataSet, Split, TensorDataSet
 from .tensor_pipeline import AUGMENTATIONS, Augmentation
 
 _CIFAR_AUG = Augmentation(shift=4, flip=True)  # Frankle A.2
@@ -29,6 +30,10 @@ class Spec:
 _IN_MEMORY = {
     "digits": Spec(sources.digits, 10, 16.0, (0.3056,), (0.3761,)),
     "mnist": Spec(sources.mnist, 10, 255.0, (0.1307,), (0.3081,), Augmentation(rotate=4.0)),  # Vysogorets A
+    # computed here from the 60,000 training images of Debian's dataset-fashion-mnist
+    "fashion_mnist": Spec(sources.fashion_mnist, 10, 255.0, (0.2860,), (0.3530,)),
+    # the values quoted with torchvision's KMNIST (its files could not be fetched here to recompute them)
+    "kmnist": Spec(sources.kmnist, 10, 255.0, (0.1918,), (0.3483,)),
     "cifar10": Spec(sources.cifar10, 10, 255.0, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), _CIFAR_AUG),
     "cifar100": Spec(sources.cifar100, 100, 255.0, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), _CIFAR_AUG),
     "svhn": Spec(sources.svhn, 10, 255.0, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), Augmentation(shift=4)),
@@ -77,18 +82,39 @@ def _holdout(n: int, validation, seed: int) -> tuple[torch.Tensor, torch.Tensor]
     return order[count:], order[:count]
 
 
-def get(name: str, root=None, seed: int = 0, validation=0, *, download: bool = True) -> DataSet:
-    """Load data set `name` from `root` (default $RAYSWEEP_DATA or ~/.raysweep/data).
+def _first_found(name: str, roots: list, read, download: bool):
+    """read(root, download=False) in each root in turn; if none holds the files and `download`, read(root, True) in
+    the first writable root. DataNotFound lists every path looked in."""
+    missing = []
+    for r in roots:
+        try:
+            return read(r, False)
+        except DataNotFound as e:
+            missing.append(e)
+    target = sources.writable(roots) if download else None
+    if target is not None:
+        return read(target, True)
+    if len(missing) == 1 and not download:
+        raise missing[0]
+    why = "no writable directory to download into; " if download else ""
+    raise DataNotFound(name, os.pathsep.join(e.path for e in missing), why + missing[0].how)
 
+
+def get(name: str, root=None, seed: int = 0, validation=0, *, download: bool = True) -> DataSet:
+    """Load data set `name`, found in the first directory of the search path that holds it.
+
+    root: a directory, several joined by os.pathsep, or a list; None searches $RAYSWEEP_DATA, ~/.raysweep/data and
+    the system data directories (sources.search_path).
     validation: number (int) or fraction (float) of the training set held out, seeded by `seed`, as split "val".
-    download: fetch through torchvision when the files are missing and the source allows it.
+    download: when no directory holds the files, fetch them through torchvision (where the source allows it) into
+    the first writable directory of the search path. With download=False nothing is created and no network is used.
     """
     if name not in names():
         raise KeyError(f"unknown data set {name!r}; known: {names()}")
-    root = Path(root) if root is not None else sources.default_root()
+    roots = sources.search_path(root)
     if name in _IN_MEMORY:
         spec = _IN_MEMORY[name]
-        splits = spec.read(root, download)
+        splits = _first_found(name, roots, spec.read, download)
         if validation:
             tr = splits["train"]
             keep, held = _holdout(len(tr.labels), validation, seed)
@@ -97,12 +123,16 @@ def get(name: str, root=None, seed: int = 0, validation=0, *, download: bool = T
         return TensorDataSet(name, splits, num_classes=spec.num_classes, scale=spec.scale, mean=spec.mean,
                              std=spec.std, augmentation=spec.augmentation)
     if name in _OOD_FOLDERS:
-        return _ood_folder(name, root)
+        return _first_found(name, roots, lambda r, _download: _ood_folder(name, r), download=False)
     folder, crop, resize, mean, std = _FOLDERS[name]
-    how = (f"arrange the images as ImageFolder trees {root / folder}/train/<class>/<image> and "
-           f"{root / folder}/val/<class>/<image> (TinyImageNet's official val/images + val/val_annotations.txt "
-           f"also works: unzip tiny-imagenet-200.zip into {root}); no automatic download exists for {name}")
-    splits = sources.image_folder(name, root, folder, how)
+
+    def read(r, _download):
+        how = (f"arrange the images as ImageFolder trees {r / folder}/train/<class>/<image> and "
+               f"{r / folder}/val/<class>/<image> (TinyImageNet's official val/images + val/val_annotations.txt "
+               f"also works: unzip tiny-imagenet-200.zip into {r}); no automatic download exists for {name}")
+        return sources.image_folder(name, r, folder, how)
+
+    splits = _first_found(name, roots, read, download=False)
     if validation:
         keep, held = _holdout(len(splits["train"]), validation, seed)
         splits = {"train": torch.utils.data.Subset(splits["train"], keep.tolist()),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import pickle
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +14,57 @@ import torch
 from .dataset import DataNotFound, Split
 
 # Files are read here rather than through torchvision's classes because those verify MD5 sums of the full
-# official archives; torchvision is used to download them.
+# official archives and read only uncompressed IDX files; torchvision is used to download them.
+
+# Seconds a download waits to connect or for the next bytes: without network access the fallback (e.g. fig4's
+# digits) must come quickly, not after the operating system's minutes-long TCP timeout.
+DOWNLOAD_TIMEOUT = 20.0
+
+
+def search_path(root=None) -> list[Path]:
+    """The directories where data sets are looked for, in order.
+
+    root: one directory, several joined by os.pathsep, or a list of them; exactly those are searched. None: every
+    entry of $RAYSWEEP_DATA, then ~/.raysweep/data, then <dir>/datasets for each <dir> of $XDG_DATA_DIRS (default
+    /usr/local/share:/usr/share), where distributions install data-set packages (Debian's dataset-fashion-mnist
+    puts its files in /usr/share/datasets/fashion-mnist).
+    """
+    if root is None:
+        system = os.environ.get("XDG_DATA_DIRS") or "/usr/local/share:/usr/share"
+        entries = [*os.environ.get("RAYSWEEP_DATA", "").split(os.pathsep), str(Path.home() / ".raysweep" / "data"),
+                   *(str(Path(d) / "datasets") for d in system.split(os.pathsep) if d)]
+    elif isinstance(root, (str, os.PathLike)):
+        entries = str(root).split(os.pathsep)
+    else:
+        entries = [str(r) for r in root]
+    out = []
+    for e in entries:
+        if e and Path(e).expanduser() not in out:
+            out.append(Path(e).expanduser())
+    if not out:
+        raise ValueError(f"data root {root!r} names no directory")
+    return out
+
+
+def writable(roots: list[Path]) -> Path | None:
+    """The first of `roots` that exists and is writable, or could be created (its nearest existing parent is)."""
+    for r in roots:
+        existing = next(p for p in (r, *r.parents) if p.exists())
+        if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+            return r
+    return None
 
 
 def _download(name, path, fetch):
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)  # torchvision's urlopen calls take the default
     try:
         fetch()
     except Exception as e:  # network errors come in many types; all mean "could not obtain"
         raise DataNotFound(name, path, f"download failed ({type(e).__name__}: {e}); place the files there "
                                        f"by hand or retry with network access") from e
+    finally:
+        socket.setdefaulttimeout(before)
 
 
 def digits(root: Path, download: bool) -> dict:
@@ -35,23 +79,69 @@ def digits(root: Path, download: bool) -> dict:
     return {"train": Split(images[train], labels[train]), "test": Split(images[test], labels[test])}
 
 
-def mnist(root: Path, download: bool) -> dict:
-    from torchvision.datasets import MNIST
-    from torchvision.datasets.mnist import read_image_file, read_label_file
-    raw = root / "MNIST" / "raw"
-    files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-             "t10k-labels-idx1-ubyte"]
-    if not all((raw / f).exists() for f in files):
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file (LeCun's MNIST format; gzipped when its name ends in .gz): two zero bytes, a type code, the
+    number of dimensions, each dimension as a big-endian int32, then the values in C order."""
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise ValueError(f"{path}: not an IDX file (header {raw[:4].hex()})")
+    ndim = raw[3]
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">i4", ndim, 4))
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    count = int(np.prod(shape))
+    if len(raw) != 4 + 4 * ndim + count * dtype.itemsize:
+        raise ValueError(f"{path}: {len(raw)} bytes do not hold the {shape} values its header announces")
+    values = np.frombuffer(raw, dtype, count, 4 + 4 * ndim).reshape(shape)
+    return torch.from_numpy(values.astype(dtype.newbyteorder("=")))
+
+
+_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def _idx_file(folder: Path, stem: str) -> Path | None:
+    return next((folder / f for f in (stem, stem + ".gz") if (folder / f).exists()), None)
+
+
+def _idx_set(name: str, root: Path, download: bool, folders: list[str], tv_class: str) -> dict:
+    """The four MNIST-style IDX files of `name`, gzipped or not, in the first of root/<folder> holding them all
+    (folders[0] is torchvision's layout, where a download puts them)."""
+    stems = [s for pair in _IDX_FILES.values() for s in pair]
+    found = next((root / f for f in folders if all(_idx_file(root / f, s) for s in stems)), None)
+    if found is None:
+        raw = root / folders[0]
         if not download:
-            raise DataNotFound("mnist", raw, f"expected the idx files {files}; use download=True "
-                                             f"(torchvision.datasets.MNIST) or copy them there")
-        _download("mnist", raw, lambda: MNIST(str(root), train=True, download=True))
+            raise DataNotFound(name, os.pathsep.join(str(root / f) for f in folders),
+                               f"expected the idx files {stems} (each may be gzipped, .gz) in one of those "
+                               f"folders; use download=True (torchvision.datasets.{tv_class}) or copy them there")
+        import torchvision.datasets as tvd
+        _download(name, raw, lambda: getattr(tvd, tv_class)(str(root), train=True, download=True))
+        found = raw
     out = {}
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        images = read_image_file(str(raw / f"{prefix}-images-idx3-ubyte")).unsqueeze(1)
-        labels = read_label_file(str(raw / f"{prefix}-labels-idx1-ubyte"))
-        out[split] = Split(images, labels)
+    for split, (images, labels) in _IDX_FILES.items():
+        x, y = read_idx(_idx_file(found, images)), read_idx(_idx_file(found, labels))
+        if x.dim() != 3 or y.shape != x.shape[:1]:
+            raise ValueError(f"{name} {split}: images {tuple(x.shape)} and labels {tuple(y.shape)} in {found} "
+                             f"do not pair up as (N, H, W) and (N,)")
+        out[split] = Split(x.unsqueeze(1), y.long())
     return out
+
+
+def mnist(root: Path, download: bool) -> dict:
+    return _idx_set("mnist", root, download, ["MNIST/raw"], "MNIST")
+
+
+def fashion_mnist(root: Path, download: bool) -> dict:
+    # torchvision's layout, then Debian's dataset-fashion-mnist (<system data dir>/fashion-mnist/*.gz)
+    return _idx_set("fashion_mnist", root, download, ["FashionMNIST/raw", "fashion-mnist"], "FashionMNIST")
+
+
+def kmnist(root: Path, download: bool) -> dict:
+    return _idx_set("kmnist", root, download, ["KMNIST/raw"], "KMNIST")
 
 
 def _read_cifar(folder: Path, files: list[str], label_key: str) -> Split:
@@ -170,6 +260,3 @@ def class_folders(name: str, path: Path, how: str) -> list[str]:
         raise DataNotFound(name, path, how)
     return sorted(entry.name for entry in os.scandir(path) if entry.is_dir())
 
-
-def default_root() -> Path:
-    return Path(os.environ.get("RAYSWEEP_DATA") or Path.home() / ".raysweep" / "data")

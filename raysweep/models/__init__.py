@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import cifar_resnet, lenet, torchvision_nets, vgg  # noqa: F401  (register the families)
+from . import (cifar_resnet, lenet, stable_imagenet_resnet, torchvision_nets, vanilla_cnn,  # noqa: F401
+               vgg)  # (register the families)
 from .init import BN_INITS, EOC_SIGMA_W, WEIGHT_INITS, check_scheme, eoc_rescale, initialize
 from .registry import BadArchitecture, UnknownModel, names, patterns
 from .registry import build as _build

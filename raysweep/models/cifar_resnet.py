@@ -3,7 +3,13 @@
 Frankle et al.'s variant: BatchNorm before activations and 1x1-conv (+BatchNorm) shortcuts where the shape
 changes. The same network with its residual branches scaled by 1/sqrt(L), L = number of residual blocks, is
 Hayou et al.'s Stable ResNet. GraSP's "WRN-32-2" is, as Frankle et al. (Table 4) note, ResNet-32 at twice
-the standard width, so wide_resnet_D_K is ResNet-D with first-stage width 16*K.
+the standard width ("Wang et al. use twice the standard width"), so wide_resnet_D_K is ResNet-D with
+first-stage width 16*K.
+
+Hayou et al.'s ResNet32/50/104 are that width too (first stage 32: cifar_resnet_D_32, stable_resnet_D_32): their
+"ResNet32 (NO PRUNING) 94.80" is the "Reported 94.8%" of WRN-32-2 in Frankle's Tables 3 and 5, and their SNIP and
+GraSP rows at 90/95/98% are within 0.3 points of the numbers Frankle reprints from Wang et al. for WRN-32-2. The
+_tanh variants (Hayou's Table 9) replace every ReLU by tanh.
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ from torch import nn
 from .registry import BadArchitecture, register
 
 DEFAULT_WIDTH = 16
+HAYOU_DEPTHS = (32, 50, 104)
 
 
 class Block(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int, branch_scale: float):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, branch_scale: float,
+                 activation=torch.relu):
         super().__init__()
+        self.activation = activation
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
@@ -34,15 +43,17 @@ class Block(nn.Module):
             self.shortcut = nn.Identity()
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return self.bn2(self.conv2(self.activation(self.bn1(self.conv1(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.shortcut(x) + self.branch_scale * self.branch(x))
+        return self.activation(self.shortcut(x) + self.branch_scale * self.branch(x))
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, depth: int, width: int, num_classes: int, in_channels: int, stable: bool = False):
+    def __init__(self, depth: int, width: int, num_classes: int, in_channels: int, stable: bool = False,
+                 activation=torch.relu):
         super().__init__()
+        self.activation = activation
         blocks_per_stage = (depth - 2) // 6
         num_blocks = 3 * blocks_per_stage
         scale = 1.0 / math.sqrt(num_blocks) if stable else 1.0
@@ -54,14 +65,14 @@ class CifarResNet(nn.Module):
             out_channels = width * 2**stage
             for index in range(blocks_per_stage):
                 stride = 2 if stage > 0 and index == 0 else 1
-                blocks.append(Block(channels, out_channels, stride, scale))
+                blocks.append(Block(channels, out_channels, stride, scale, activation))
                 channels = out_channels
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.bn(self.conv(x)))
+        x = self.activation(self.bn(self.conv(x)))
         return self.fc(self.pool(self.blocks(x)).flatten(1))
 
 
@@ -74,7 +85,7 @@ def _check(family: str, depth: int, width: int) -> None:
 
 @register(
     r"cifar_resnet_(\d+)(?:_(\d+))?",
-    tuple(f"cifar_resnet_{d}" for d in (20, 32, 44, 56, 110)),
+    (*(f"cifar_resnet_{d}" for d in (20, 32, 44, 56, 110)), *(f"cifar_resnet_{d}_32" for d in HAYOU_DEPTHS)),
     "cifar_resnet_D or cifar_resnet_D_W: depth D = 6n+2, first-stage width W (default 16)",
 )
 def cifar_resnet(depth: int, width: int = DEFAULT_WIDTH, *, num_classes: int, input_shape) -> nn.Module:
@@ -96,9 +107,24 @@ def wide_resnet(depth: int, factor: int, *, num_classes: int, input_shape) -> nn
 
 @register(
     r"stable_resnet_(\d+)(?:_(\d+))?",
-    tuple(f"stable_resnet_{d}" for d in (32, 50, 104)),
-    "stable_resnet_D or stable_resnet_D_W: cifar_resnet with residual branches scaled by 1/sqrt(#blocks)",
+    tuple(f"stable_resnet_{d}_32" for d in HAYOU_DEPTHS),
+    "stable_resnet_D or stable_resnet_D_W: cifar_resnet with residual branches scaled by 1/sqrt(#blocks) "
+    "(Hayou et al.'s ResNet32/50/104 are stable_resnet_{32,50,104}_32)",
 )
 def stable_resnet(depth: int, width: int = DEFAULT_WIDTH, *, num_classes: int, input_shape) -> nn.Module:
     _check("stable_resnet", depth, width)
     return CifarResNet(depth, width, num_classes, input_shape[0], stable=True)
+
+
+@register(r"cifar_resnet_(\d+)_(\d+)_tanh", ("cifar_resnet_32_32_tanh", "cifar_resnet_50_32_tanh"),
+          "cifar_resnet_D_W with tanh in place of every ReLU (Hayou et al.'s Table 9)")
+def cifar_resnet_tanh(depth: int, width: int, *, num_classes: int, input_shape) -> nn.Module:
+    _check("cifar_resnet", depth, width)
+    return CifarResNet(depth, width, num_classes, input_shape[0], activation=torch.tanh)
+
+
+@register(r"stable_resnet_(\d+)_(\d+)_tanh", ("stable_resnet_32_32_tanh", "stable_resnet_50_32_tanh"),
+          "stable_resnet_D_W with tanh in place of every ReLU (Hayou et al.'s Table 9)")
+def stable_resnet_tanh(depth: int, width: int, *, num_classes: int, input_shape) -> nn.Module:
+    _check("stable_resnet", depth, width)
+    return CifarResNet(depth, width, num_classes, input_shape[0], stable=True, activation=torch.tanh)

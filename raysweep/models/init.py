@@ -56,12 +56,54 @@ def _eoc(weight, generator):
     return torch.empty(weight.shape).normal_(0.0, EOC_SIGMA_W / math.sqrt(fan_in), generator=generator)
 
 
+def tanh_edge_of_chaos(sigma_b: float) -> float:
+    """The sigma_w that puts a tanh network with bias variance sigma_b^2 on the Edge of Chaos (Poole et al. 2016,
+    Schoenholz et al. 2017, the definition Hayou et al. use): chi = sigma_w^2 E[tanh'(sqrt(q*) Z)^2] = 1, where q*
+    is the fixed point of the variance map q = sigma_b^2 + sigma_w^2 E[tanh(sqrt(q) Z)^2] and Z ~ N(0, 1).
+    The expectations are Gauss-Hermite quadratures (exact to float precision for these smooth integrands)."""
+    import numpy as np
+    from scipy.optimize import brentq
+
+    nodes, weights = np.polynomial.hermite_e.hermegauss(101)
+    weights = weights / weights.sum()
+
+    def expect(f, q):
+        return float(np.sum(weights * f(math.sqrt(q) * nodes)))
+
+    def chi(sigma_w):
+        q = brentq(lambda q: sigma_b ** 2 + sigma_w ** 2 * expect(lambda x: np.tanh(x) ** 2, q) - q, 1e-12, 1e3)
+        return sigma_w ** 2 * expect(lambda x: (1 - np.tanh(x) ** 2) ** 2, q)
+
+    return brentq(lambda sigma_w: chi(sigma_w) - 1.0, 1.0, 3.0)
+
+
+# Hayou et al.'s tables compare initialisations by their (sigma_b, sigma_w): weights N(0, sigma_w^2 / fan_in),
+# biases N(0, sigma_b^2). The text gives no values, so:
+# - "ordered_relu", Table 4's "Ordered phase Init": a ReLU network with sigma_w < sqrt(2) and sigma_b > 0 is in the
+#   ordered phase (its correlations converge to 1 at the rate chi = sigma_w^2 / 2). sigma_w = 1.2 gives the depth
+#   scale xi = -1 / ln(chi) = 3.0 layers; by Schoenholz et al.'s bound (trainable to about 6 xi) depth 10 trains and
+#   depths 50 and 100 do not, which is the row's pattern (98.12 / 10.00 / 10.00). sigma_b = 0.1 only has to be > 0.
+# - "eoc_tanh", Table 9's tanh networks: sigma_b = 0.2 and the sigma_w that tanh_edge_of_chaos gives for it (1.3041).
+TANH_EOC_SIGMA_B = 0.2
+PHASES = {"eoc": (EOC_SIGMA_W, 0.0), "ordered_relu": (1.2, 0.1),
+          "eoc_tanh": (tanh_edge_of_chaos(TANH_EOC_SIGMA_B), TANH_EOC_SIGMA_B)}
+
+
+def _fan_in_normal(sigma_w: float):
+    def draw(weight, generator):
+        fan_in, _ = _fans(weight)
+        return torch.empty(weight.shape).normal_(0.0, sigma_w / math.sqrt(fan_in), generator=generator)
+    return draw
+
+
 WEIGHT_INITS = {
     "kaiming_normal": _kaiming_normal,
     "kaiming_normal_fan_out": _kaiming_normal_fan_out,
     "kaiming_normal_fan_avg": _kaiming_normal_fan_avg,
     "kaiming_uniform": _kaiming_uniform,
     "eoc": _eoc,
+    "ordered_relu": _fan_in_normal(PHASES["ordered_relu"][0]),
+    "eoc_tanh": _fan_in_normal(PHASES["eoc_tanh"][0]),
 }
 
 # Frankle et al. F.4: gamma = 1 (Tanaka et al.) versus gamma ~ U(0, 1) (older PyTorch default) matters
@@ -78,16 +120,20 @@ def check_scheme(init: str, bn_init: str) -> None:
 
 @torch.no_grad()
 def initialize(model: nn.Module, seed: int, init: str = "kaiming_normal", bn_init: str = "ones") -> nn.Module:
-    """(Re)initialise `model` in place: conv/linear weights by `init`, their biases 0; BatchNorm gamma by
+    """(Re)initialise `model` in place: conv/linear weights by `init`, their biases 0 (N(0, sigma_b^2) for the
+    PHASES schemes with sigma_b > 0); BatchNorm gamma by
     `bn_init` ("ones" or "uniform" on (0, 1)), beta 0, running statistics reset. Deterministic per seed;
     records the scheme as `model.raysweep_init = (init, bn_init)` and returns the model."""
     check_scheme(init, bn_init)
     generator = torch.Generator().manual_seed(int(seed))
     draw = WEIGHT_INITS[init]
+    sigma_b = PHASES.get(init, (None, 0.0))[1]
     for name, module in model.named_modules():
         if isinstance(module, (_ConvNd, nn.Linear)):
             module.weight.copy_(draw(module.weight, generator))
-            if module.bias is not None:
+            if module.bias is not None and sigma_b:
+                module.bias.copy_(torch.empty(module.bias.shape).normal_(0.0, sigma_b, generator=generator))
+            elif module.bias is not None:
                 module.bias.zero_()
         elif isinstance(module, _BatchNorm):
             if module.affine:
@@ -114,16 +160,24 @@ def eoc_rescale(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> dict[str
     so a deep pruned net leaves the EOC and its signal vanishes. The trick multiplies each output unit's
     kept weights by
 
-        rho_i = sigma_w / sqrt( sum_k (W_ik * delta_ik)^2 ),        sigma_w^2 = 2 (ReLU EOC),
+        rho_i = sigma_w / sqrt( sum_k (W_ik * delta_ik)^2 ),
 
-    the empirical estimate of Hayou et al.'s rho = 1 / sqrt(E[N_{l-1} W^2 delta]) in units where the dense
-    EOC layer has sum_k W_ik^2 ~= sigma_w^2: the pruned layer then has exactly the dense layer's variance
-    map. k runs over the unit's whole fan-in (input channels x kernel positions for a conv). Units pruned
-    entirely keep rho = 1 (they stay 0). Layers followed by BatchNorm are invariant to this per-channel
-    scale, so the trick matters for networks without normalisation (Hayou et al.'s VGG/CNN experiments).
+    sigma_w being that of the model's initialisation scheme (PHASES; sqrt(2), the ReLU EOC, for the He schemes,
+    which share its variance). This is the per-unit empirical estimate of Hayou et al.'s
+    rho = 1 / sqrt(E[N_{l-1} W^2 delta]) with the weights measured in units of sigma_w: the rescaled layer has
+    exactly the dense layer's expected variance map, so a dense layer is left (in expectation) as it was.
+    Read with W ~ N(0, sigma_w^2 / N_{l-1}) instead, the formula would give every unit a squared norm of 1, i.e.
+    sigma_w = 1: for ReLU a factor 1/2 of variance per layer, 2^-100 after Table 4's 100 layers, where the paper
+    reports "EOC + ReScaling ... 99.15" at L = 100; the tables leave no room for that reading.
+    k runs over the unit's whole fan-in (input channels x kernel positions for a conv). Units pruned entirely
+    keep rho = 1 (they stay 0). A BatchNorm after a layer divides this per-channel scale out again (in training
+    mode, up to its eps), so in a BatchNorm network only the unnormalised layers (the linear head) change; the trick
+    changes what every layer computes only without normalisation (Hayou et al.'s V-CNN and VGGs: models
+    vanilla_cnn_*, cifar_vgg_*_nobn).
 
     Weights named in `masks` are replaced in place by rho * W * delta; returns {name: rho}.
     """
+    sigma_w = PHASES.get(getattr(model, "raysweep_init", ("eoc",))[0], PHASES["eoc"])[0]
     parameters = dict(model.named_parameters())
     factors: dict[str, torch.Tensor] = {}
     for name, mask in masks.items():
@@ -136,7 +190,7 @@ def eoc_rescale(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> dict[str
             raise ValueError(f"eoc_rescale: mask {name!r} has shape {tuple(mask.shape)}, weight {tuple(weight.shape)}")
         kept = weight * mask.to(device=weight.device, dtype=weight.dtype)
         squared_norm = kept.pow(2).flatten(1).sum(1)
-        rho = torch.where(squared_norm > 0, EOC_SIGMA_W / squared_norm.clamp_min(1e-30).sqrt(), 1.0)
+        rho = torch.where(squared_norm > 0, sigma_w / squared_norm.clamp_min(1e-30).sqrt(), 1.0)
         weight.copy_(kept * rho.view(-1, *([1] * (weight.dim() - 1))))
         factors[name] = rho
     return factors

@@ -16,7 +16,8 @@ _LAYOUTS: dict[int, list] = {
 
 
 class CifarVGG(nn.Module):
-    def __init__(self, layout: list, num_classes: int, in_channels: int, repeat: int = 1):
+    def __init__(self, layout: list, num_classes: int, in_channels: int, repeat: int = 1, batchnorm: bool = True,
+                 hidden: int = 0):
         super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
@@ -26,22 +27,46 @@ class CifarVGG(nn.Module):
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
                 continue
             for _ in range(repeat):
-                layers += [nn.Conv2d(channels, item, 3, padding=1, bias=False), nn.BatchNorm2d(item), nn.ReLU()]
+                # without BatchNorm the convolutions carry their own biases, as in the original VGG
+                conv = nn.Conv2d(channels, item, 3, padding=1, bias=not batchnorm)
+                layers += [conv, nn.BatchNorm2d(item), nn.ReLU()] if batchnorm else [conv, nn.ReLU()]
                 channels = item
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, num_classes)
+        # hidden > 0: a second fully connected layer (with BatchNorm, as SNIP's VGG-D) before the head
+        self.hidden = nn.Sequential(nn.Linear(channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU()) if hidden \
+            else nn.Identity()
+        self.fc = nn.Linear(hidden or channels, num_classes)
 
     def forward(self, x):
-        return self.fc(self.pool(self.features(x)).flatten(1))
+        return self.fc(self.hidden(self.pool(self.features(x)).flatten(1)))
 
 
 @register(r"cifar_vgg_(\d+)(?:x(\d+))?", (*(f"cifar_vgg_{d}" for d in _LAYOUTS), "cifar_vgg_16x3"),
           "depth 11, 13, 16 or 19; cifar_vgg_DxK repeats every conv layer K times (Hayou et al.'s 3xVGG16 is "
           "cifar_vgg_16x3: our reading, as their tables do not spell the architecture out)")
 def cifar_vgg(depth: int, repeat: int = 1, *, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
+    _check(depth, repeat)
+    return CifarVGG(_LAYOUTS[depth], num_classes, input_shape[0], repeat)
+
+
+def _check(depth: int, repeat: int) -> None:
     if depth not in _LAYOUTS:
         raise BadArchitecture(f"cifar_vgg depth {depth} is not one of {sorted(_LAYOUTS)}")
     if repeat < 1:
         raise BadArchitecture(f"cifar_vgg repeat {repeat} must be at least 1")
-    return CifarVGG(_LAYOUTS[depth], num_classes, input_shape[0], repeat)
+
+
+@register(r"cifar_vgg_(\d+)(?:x(\d+))?_nobn", ("cifar_vgg_16_nobn", "cifar_vgg_16x3_nobn"),
+          "cifar_vgg_D or cifar_vgg_DxK without BatchNorm (biased convolutions): Hayou et al.'s Table 5, where "
+          "their per-channel rescaling would otherwise be undone by BatchNorm")
+def cifar_vgg_nobn(depth: int, repeat: int = 1, *, num_classes: int, input_shape) -> nn.Module:
+    _check(depth, repeat)
+    return CifarVGG(_LAYOUTS[depth], num_classes, input_shape[0], repeat, batchnorm=False)
+
+
+@register(r"cifar_vgg2_(\d+)", ("cifar_vgg2_16",),
+          "cifar_vgg_D with two fully connected layers (512 hidden units): Frankle et al.'s VGG2-16, SNIP's VGG-D")
+def cifar_vgg2(depth: int, *, num_classes: int, input_shape) -> nn.Module:
+    _check(depth, 1)
+    return CifarVGG(_LAYOUTS[depth], num_classes, input_shape[0], hidden=512)

@@ -17,6 +17,7 @@ from torch import nn
 
 from .layers import fork_rng, max_to_avg_pool, prunable, replace_modules, working_copy
 from .masks import Masks
+from .wholebatch import given_stats, has_train_batch_norm, whole_batch_grads, whole_batch_hessian_product
 
 
 @dataclass(frozen=True)
@@ -154,15 +155,25 @@ def _per_class(data, per_class):
     return x[keep], y[keep]
 
 
-def _loss_grads(model, weights, data, chunk_size, temperature=1.0, create_graph=False):
-    """Gradient of the mean cross-entropy over the whole batch (accumulated over chunks)."""
-    grads = [torch.zeros_like(w) for w in weights]
-    n = data[0].shape[0]
+def _chunk_loss(n: int, temperature: float):
+    """Chunk (x, y)'s share of the mean cross-entropy over a batch of n examples."""
+    return lambda model, x, y: F.cross_entropy(_logits(model, x) / temperature, y, reduction="sum") / n
+
+
+def _loss_grads(model, weights, data, chunk_size, temperature=1.0):
+    """Gradient of the mean cross-entropy over the whole batch, accumulated over chunks. With BatchNorm in
+    train mode the chunks are normalised by, and differentiated through, the whole batch's statistics
+    (wholebatch), so the result is that of one pass over the whole batch."""
+    chunks = _chunks(data, chunk_size)
+    loss = _chunk_loss(data[0].shape[0], temperature)
     for w in weights:
         w.requires_grad_(True)
-    for x, y in _chunks(data, chunk_size):
-        loss = F.cross_entropy(_logits(model, x) / temperature, y, reduction="sum") / n
-        for acc, g in zip(grads, torch.autograd.grad(loss, weights, create_graph=create_graph)):
+    if len(chunks) > 1 and has_train_batch_norm(model):
+        with given_stats(model) as layers:
+            return whole_batch_grads(model, weights, layers, chunks, loss)
+    grads = [torch.zeros_like(w) for w in weights]
+    for x, y in chunks:
+        for acc, g in zip(grads, torch.autograd.grad(loss(model, x, y), weights)):
             acc += g
     return grads
 
@@ -209,7 +220,10 @@ def snip_scores(model, weights, data, *, bn_mode: str = "train", per_class: int 
     as Lee et al.'s single mini-batch.
     bn_mode: 'train' (default; BatchNorm uses batch statistics, as the network is at its first
     training step, which is what Frankle et al.'s replication runs) or 'eval' (running statistics).
-    chunk_size: split a large batch (e.g. 10 per class on ImageNet) into chunks; gradients summed.
+    chunk_size: run a large batch (10 per class on ImageNet: 10,000 images, Frankle App. E) in chunks of this
+    many examples, in the memory of one chunk. The scores are those of one pass over the whole batch, BatchNorm
+    in train mode included: its statistics are the whole batch's and the gradient flows through them
+    (pruning.wholebatch), at the cost of about two passes over the batch per BatchNorm layer in sequence.
     """
     _set_mode(model, bn_mode)
     grads = _loss_grads(model, weights, _per_class(data, per_class), chunk_size)
@@ -225,12 +239,17 @@ def snip_iterative_scores(model, weights, data, *, bn_mode: str = "train", per_c
 
 
 def _hessian_gradient(model, weights, data, temperature, chunk_size):
+    """Hg for GraSP: H and g of the mean cross-entropy over the whole batch, accumulated over chunks (with
+    BatchNorm in train mode, as one pass over the whole batch: see wholebatch)."""
     g = [t.detach() for t in _loss_grads(model, weights, data, chunk_size, temperature)]
-    n = data[0].shape[0]
+    chunks = _chunks(data, chunk_size)
+    loss = _chunk_loss(data[0].shape[0], temperature)
+    if len(chunks) > 1 and has_train_batch_norm(model):
+        with given_stats(model) as layers:
+            return whole_batch_hessian_product(model, weights, layers, chunks, loss, g)
     hg = [torch.zeros_like(w) for w in weights]
-    for x, y in _chunks(data, chunk_size):
-        loss = F.cross_entropy(_logits(model, x) / temperature, y, reduction="sum") / n
-        grads = torch.autograd.grad(loss, weights, create_graph=True)
+    for x, y in chunks:
+        grads = torch.autograd.grad(loss(model, x, y), weights, create_graph=True)
         z = sum((gi * gc).sum() for gi, gc in zip(grads, g))
         for acc, h in zip(hg, torch.autograd.grad(z, weights)):
             acc += h
@@ -245,6 +264,8 @@ def grasp_scores(model, weights, data, *, temperature: float = 200.0, bn_mode: s
     GraSP's score is -w*(Hg) and it prunes the *highest*; we return w*(Hg), so keeping the highest of
     ours prunes exactly the weights GraSP prunes. Logits are divided by `temperature` (200).
     bn_mode and per_class as for SNIP (defaults 'train' and 10 per class, Frankle App. E).
+    chunk_size: as for SNIP; with BatchNorm in train mode, Hg is the derivative of the whole-batch gradient along
+    g in forward mode (pruning.wholebatch), about three times SNIP's cost.
     """
     _set_mode(model, bn_mode)
     hg = _hessian_gradient(model, weights, _per_class(data, per_class), temperature, chunk_size)

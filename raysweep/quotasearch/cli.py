@@ -16,13 +16,15 @@ def main(argv=None) -> int:
     parser.add_argument("--storage", default=None, help="override the spec's storage")
     parser.add_argument("--trials", type=int, default=None, help="override proposals per (family, sparsity)")
     parser.add_argument("--no-final", action="store_true", help="skip the final test-set evaluation")
-    parser.add_argument("--quiet", action="store_true", help="no Tune progress output")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("--verbose", action="store_true", help="Ray Tune's progress tables")
+    loud.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
     spec = SearchSpec.from_yaml(args.spec)
     changes = {k: v for k, v in (("storage", args.storage), ("trials", args.trials)) if v is not None}
     if args.no_final:
         changes["final"] = False
-    run = run_search(spec.replace(**changes), address=args.address, verbose=0 if args.quiet else 1)
+    run = run_search(spec.replace(**changes), address=args.address, verbose=0 if args.quiet else 2 if args.verbose else 1)
     print(f"study: {run.path} ({run.ran} proposals run now, {len(run.trials)} rows)")
     print(json.dumps({k: {"quota": v["quota"], "val_accuracy": v["val_accuracy"]} for k, v in run.best["best"].items()},
                      indent=2))

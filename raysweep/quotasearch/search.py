@@ -62,7 +62,8 @@ def _job(spec: SearchSpec, family: Family, sparsity: float) -> dict:
             if spec.prune_at == "end" else None}
 
 
-def _row_writer(spec: SearchSpec, storage: Storage, family: Family, sparsity: float, total_epochs: int):
+def _row_writer(spec: SearchSpec, storage: Storage, family: Family, sparsity: float, total_epochs: int,
+                show: bool):
     from ray import tune
 
     class RowWriter(tune.Callback):
@@ -92,6 +93,11 @@ def _row_writer(spec: SearchSpec, storage: Storage, family: Family, sparsity: fl
                    "layer_sparsities": last.get("layer_sparsities"), "model": spec.model, "data": spec.data,
                    "seeds": list(spec.seeds), "error": error, "finished_at": time.time()}
             results.write_row(storage, spec.name, row)
+            if show:   # the concise display: one line per finished proposal
+                accuracy = row[METRIC]
+                print(f"[{study_name(spec, family.name, sparsity)} #{number}] {row['quota']}: "
+                      f"{'%s %.1f%%' % (METRIC, 100 * accuracy) if accuracy is not None else status} "
+                      f"({status}, {len(history)} epoch(s))", flush=True)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._write(trial, "completed")
@@ -149,14 +155,15 @@ def _search(spec: SearchSpec, family: Family, sparsity: float, rdb, storage: Sto
         scheduler = FIFOScheduler()
     trainable = tune.with_resources(tune.with_parameters(tune_trainable, job=_job(spec, family, sparsity)),
                                     {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
-    where = storage.path(spec.name, "tune") if storage.local else storage.uri.rstrip("/") + f"/{spec.name}/tune"
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
                                     reuse_actors=True),   # a reused process skips torch's import
         run_config=tune.RunConfig(name=f"{family.name}-s{sparsity:g}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  storage_path=where, verbose=verbose,
-                                  callbacks=[_row_writer(spec, storage, family, sparsity, total_epochs)]),
+                                  storage_path=storage.path(spec.name, "tune"), storage_filesystem=storage.fs,
+                                  verbose=2 if verbose >= 2 else 0,
+                                  callbacks=[_row_writer(spec, storage, family, sparsity, total_epochs,
+                                                         show=verbose == 1)]),
     )
     tuner.fit()
     return remaining
@@ -208,7 +215,7 @@ def final_spec(spec: SearchSpec, best: dict, storage: Storage) -> StudySpec:
         # after training: the sweep's 'ltr' (magnitude mask of the trained network, weights rewound to init)
         grids.append(Grid(methods=["random" if spec.prune_at == "init" else "ltr"], quotas=quotas,
                           sparsities=[sparsity]))
-    where = storage.path(spec.name) if storage.local else storage.uri.rstrip("/") + f"/{spec.name}"
+    where = storage.uri_of(spec.name)
     return StudySpec(name=FINAL, storage=where, model=spec.model, data=spec.data, data_root=spec.data_root,
                      training=spec.training, hparams=dict(spec.hparams or {}), init=spec.init, bn_init=spec.bn_init,
                      seeds=list(spec.final_seeds), sparsities=list(spec.sparsities), grids=grids, dense=False,

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..storage import Storage
+from ..storage import Storage, split
 
 ROWS = "trials"            # <study>/trials/<trial_id>.parquet
 CONSOLIDATED = "results.parquet"
@@ -230,9 +230,7 @@ def consolidate(storage: Storage, study: str) -> pd.DataFrame:
 def load(path: str, include_stale: bool = False) -> pd.DataFrame:
     """The rows at `path`, a local path or URI: a study directory's rows (those of its current spec's trials, or every
     row on disk with include_stale), or the results.parquet an experiment script wrote in its output directory."""
-    path = str(path).rstrip("/")
-    parent, _, name = path.rpartition("/")
-    storage = Storage(parent or ".")
+    storage, name = split(path)
     if storage.exists(name, ROWS):
         rows = scan(storage, name).rows
         return rows if include_stale else split_stale(rows, current_ids(storage, name))[0]

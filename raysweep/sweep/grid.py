@@ -47,6 +47,15 @@ class Trial:
     rescale: bool = False
     per_class: int = 10
     iterations: int | None = None
+    # A field added later defaults to what trials recorded before it existed did, so that their ids stay theirs;
+    # a spec's own default may differ (ties are broken at random by default now), which gives new ids.
+    tie_break: str = "index"
+    rounding: str = "nearest"
+
+    def __post_init__(self):
+        if self.method == "dense":   # nothing is pruned: how ties would be broken is no part of what it computes
+            object.__setattr__(self, "tie_break", "index")
+            object.__setattr__(self, "rounding", "nearest")
 
     @property
     def trial_id(self) -> str:
@@ -75,7 +84,8 @@ class Trial:
     def dense_trial(self) -> "Trial":
         """The trial whose row is this trial's dense run (its seed's unpruned network)."""
         return Trial(model=self.model, data=self.data, hparams=self.hparams, init=self.init, bn_init=self.bn_init,
-                     seed=self.seed, retrain=self.retrain, rescale=self.rescale, per_class=self.per_class)
+                     seed=self.seed, retrain=self.retrain, rescale=self.rescale, per_class=self.per_class,
+                     tie_break=self.tie_break, rounding=self.rounding)
 
     def train_hparams(self) -> training.TrainHparams:
         return training.TrainHparams(**self.hparams)
@@ -97,7 +107,8 @@ class Trial:
 def expand(spec: StudySpec) -> list[Trial]:
     """Every trial of the study, in a deterministic order, without duplicates."""
     common = dict(model=spec.model, data=spec.data, hparams=_resolved_hparams(spec), init=spec.init,
-                  bn_init=spec.bn_init, retrain=spec.retrain, rescale=spec.rescale, per_class=spec.per_class)
+                  bn_init=spec.bn_init, retrain=spec.retrain, rescale=spec.rescale, per_class=spec.per_class,
+                  tie_break=spec.tie_break, rounding=spec.rounding)
     trials: dict[str, Trial] = {}
 
     def add(**settings):

@@ -278,12 +278,13 @@ def _context(spec: StudySpec, storage: Storage, trials: list[Trial]) -> Context:
     rewind = parse_when(trials[0].train_hparams().rewind_step) if trials else "init"
     # absolute paths: Tune runs each trial in its own working directory
     return Context(storage=storage.uri, study=spec.name,
-                   data_root=os.path.abspath(spec.data_root) if spec.data_root else None,
+                   data_root=os.pathsep.join(map(os.path.abspath, spec.data_root.split(os.pathsep)))
+                   if spec.data_root else None,
                    metrics=list(spec.metrics), ood=list(spec.ood),
                    plugins=[os.path.abspath(p) if p.endswith(".py") else p for p in spec.plugins],
                    dense_steps=sorted({"init", "end", rewind, *(t.prune_at for t in trials)}),
                    workers=spec.workers, ray_train=spec.ray_train, cpus_per_worker=spec.cpus_per_worker,
-                   gpus_per_worker=spec.gpus_per_worker, backend=spec.backend)
+                   gpus_per_worker=spec.gpus_per_worker, backend=spec.backend, upload_every=spec.upload_every)
 
 
 def _rows(storage: Storage, study: str, trials: list[Trial]) -> dict[str, dict]:
@@ -408,11 +409,11 @@ def _ray_train(kind: str, trial: Trial, ctx: Context) -> None:
         scaling = ScalingConfig(num_workers=ctx.workers, use_gpu=ctx.gpus_per_worker > 0,
                                 resources_per_worker=resources)
     storage = Storage(ctx.storage)
-    where = storage.path(ctx.study, "train") if storage.local else ctx.storage.rstrip("/") + f"/{ctx.study}/train"
     trainer = TorchTrainer(_train_worker, scaling_config=scaling,
                            train_loop_config={"kind": kind, "trial": trial.to_dict(), "ctx": dataclasses.asdict(ctx)},
                            run_config=RunConfig(name=f"{kind}-{trial.trial_id}-{int(time.time())}",
-                                                storage_path=where, callbacks=[TuneReportCallback()]),
+                                                storage_path=storage.path(ctx.study, "train"),
+                                                storage_filesystem=storage.fs, callbacks=[TuneReportCallback()]),
                            **kwargs)
     trainer.fit()
 
@@ -543,7 +544,6 @@ def _tune(spec, ctx, storage, jobs: list[dict], phase: str, verbose, callbacks) 
                  else {"cpu": spec.cpus_per_worker, "gpu": spec.gpus_per_worker})
     trainable = tune.with_resources(tune.with_parameters(_tune_job, jobs=table, ctx=dataclasses.asdict(ctx)),
                                     resources)
-    where = storage.path(spec.name, "tune") if storage.local else storage.uri.rstrip("/") + f"/{spec.name}/tune"
     progress = _Progress(sum(len(j["trials"]) for j in jobs), phase)
     tuner = tune.Tuner(
         trainable, param_space=space,
@@ -552,7 +552,8 @@ def _tune(spec, ctx, storage, jobs: list[dict], phase: str, verbose, callbacks) 
                                     reuse_actors=not ctx.distributed,
                                     trial_dirname_creator=lambda t: t.config["name"],
                                     trial_name_creator=lambda t: t.config["name"]),
-        run_config=tune.RunConfig(name=f"{phase}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=where,
+        run_config=tune.RunConfig(name=f"{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                  storage_path=storage.path(spec.name, "tune"), storage_filesystem=storage.fs,
                                   failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                                   callbacks=[*([progress.callback] if verbose == 1 else []), *_loggers(spec),
                                              *callbacks],

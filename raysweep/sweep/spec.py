@@ -217,7 +217,8 @@ class RunFields(SpecModel):
     model: str = _f("lenet_300_100", "model name (raysweep.models.names(), or any name matching "
                                      "raysweep.models.patterns())")
     data: str = _f("digits", "data set name (raysweep.data.names())")
-    data_root: str | None = _f(None, "where data sets live (default: $RAYSWEEP_DATA or ~/.raysweep/data)")
+    data_root: str | None = _f(None, "where data sets live: a directory, or several joined by ':' (default: "
+                                     "$RAYSWEEP_DATA, ~/.raysweep/data, then the system's data directories)")
     training: str = _f("digits", "training preset (raysweep.training.presets())")
     hparams: dict[str, Any] = _f(dict, "overrides of the preset's TrainHparams fields")
     init: str = _f("kaiming_normal", "weight initialisation scheme (raysweep.models.WEIGHT_INITS)")
@@ -301,6 +302,11 @@ class StudySpec(RunFields):
     rescale: bool = _f(False, "after pruning, rescale kept weights back onto the Edge of Chaos (Hayou et al.)")
     ood: list[str] = _f(list, "out-of-distribution data sets for the ood_auroc metric (raysweep.data.names())")
     per_class: int = _f(10, "examples per class in the scoring batch of SNIP/GraSP (Frankle App. D)", ge=1)
+    tie_break: Literal["random", "index"] = _f("random", "weights tied at the cut: pruned at random, seeded by the "
+                                                         "trial ('random'), or lowest parameter index first ('index')")
+    rounding: Literal["nearest", "synflow"] = _f("nearest", "iterative global pruning: prune exactly round(s_t N) "
+                                                            "per round ('nearest') or everything at or below the "
+                                                            "int(s_t N)-th score (Synaptic-Flow's rule, 'synflow')")
     iterations: dict[str, Annotated[int, Field(ge=1)]] = _f(dict, "rounds of iterative pruning per method, e.g. "
                                                                    "{synflow: 100}")
     metrics: list[str] = _f(list, "extra metrics per trial (raysweep.metrics.names())")
@@ -317,8 +323,19 @@ class StudySpec(RunFields):
     max_failures: int = _f(1, "retries of a trial that raises before it is recorded as failed", ge=0)
     max_concurrent: int = _f(0, "trials running at once (0: as many as the cluster's resources allow, growing with "
                                 "an autoscaling cluster)", ge=0)
+    upload_every: float = _f(60.0, "on remote storage (s3://...), seconds between uploads of a running trial's "
+                                   "resumable state, so a preempted node loses at most that much training", ge=0)
     loggers: list[Literal[LOGGERS]] = _f(list, "Ray Tune logger callbacks: tensorboard, csv, json, wandb, mlflow "
                                                "(the last two need their package installed)")
+
+    @field_validator("loggers")
+    @classmethod
+    def _loggers(cls, v):
+        import importlib.util
+        missing = [name for name in v if name in ("wandb", "mlflow") and importlib.util.find_spec(name) is None]
+        if missing:
+            raise ValueError(f"{missing} need their package: pip install {' '.join(missing)}")
+        return v
 
     @model_validator(mode="before")
     @classmethod
@@ -372,8 +389,13 @@ class StudySpec(RunFields):
 
     @model_validator(mode="after")
     def _together(self):
-        if self.ood and "ood_auroc" not in self.metrics:
-            raise ValueError("ood: given without 'ood_auroc' in metrics")
+        problems = ["ood: given without 'ood_auroc' in metrics"] if self.ood and "ood_auroc" not in self.metrics else []
+        if self.rounding != "nearest":
+            problems += [f"rounding: {self.rounding!r} is a rule of global pruning, and grids[{i}] has quotas "
+                         f"{[q for q in g.quotas if q != 'global']}" for i, g in enumerate(self.grids)
+                         if any(q != "global" for q in g.quotas)]
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

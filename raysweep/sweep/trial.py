@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ class Context:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
     backend: str = "torch"
-    upload_every: float = 60.0
+    upload_every: float = 60.0   # seconds between uploads of a run's state to remote storage
 
     @property
     def distributed(self) -> bool:
@@ -53,32 +54,37 @@ class Context:
 
 
 class Workdir:
-    """Where a run keeps its resumable state (checkpoints.STATE_FILE and step files), mirrored to the storage."""
+    """Where a run keeps its resumable state (checkpoints.STATE_FILE and step files), mirrored to the storage.
+
+    On remote storage each process works in a directory of its own, so a run resumed by another process (or node)
+    always starts from what reached the storage."""
 
     SETUP = "setup.json"   # seconds spent before training (pruning, measuring) over every attempt
 
     def __init__(self, ctx: Context, *parts: str):
         self.storage, self.parts = Storage(ctx.storage), parts
-        self.every, self.last = ctx.upload_every, time.monotonic()
+        self.every, self.last, self.uploaded = ctx.upload_every, time.monotonic(), set()
         if self.storage.local:
             self.path = self.storage.local_path(*parts)
+            self.path.mkdir(parents=True, exist_ok=True)
         else:
-            self.path = Path(tempfile.gettempdir()) / "raysweep" / self.storage.uri.replace("/", "_") / "/".join(parts)
-            self._restore()
-        self.path.mkdir(parents=True, exist_ok=True)
-
-    def _restore(self) -> None:
-        """Bring the storage's copy of the state here when this node has none (another node ran it before)."""
-        if not (self.path / checkpoints.STATE_FILE).exists():
+            self.path = Path(tempfile.mkdtemp(prefix="raysweep-"))
             for name in (checkpoints.STATE_FILE, self.SETUP):
                 if self.storage.exists(*self.parts, name):
                     self.storage.download(self.path / name, *self.parts, name)
 
     def sync(self, force: bool = False) -> None:
-        """Upload the state (at most every `upload_every` seconds unless forced); a no-op on local storage."""
+        """Upload the state (at most every `upload_every` seconds unless forced); a no-op on local storage.
+
+        Step files are written once and uploaded once; the state goes last, so a state on the storage never counts on
+        a checkpoint that is not there yet."""
         if self.storage.local or not (force or time.monotonic() - self.last >= self.every):
             return
-        self.storage.upload_dir(self.path, *self.parts)
+        names = sorted(p.name for p in self.path.iterdir() if p.is_file() and not p.name.startswith("."))
+        for name in sorted(set(names) - self.uploaded, key=lambda n: n == checkpoints.STATE_FILE):
+            self.storage.write_bytes((self.path / name).read_bytes(), *self.parts, name)
+            if name.startswith("step_"):
+                self.uploaded.add(name)
         self.last = time.monotonic()
 
     def setup_seconds(self, spent: float) -> float:
@@ -88,10 +94,16 @@ class Workdir:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps({"seconds": total}))
         os.replace(tmp, path)
+        self.sync(force=True)
         return total
 
+    def close(self) -> None:
+        """Drop this process's copy (remote storage keeps the run's files)."""
+        if not self.storage.local:
+            shutil.rmtree(self.path, ignore_errors=True)
+
     def remove(self) -> None:
-        import shutil
+        """Delete the run's state everywhere: its trial is recorded."""
         shutil.rmtree(self.path, ignore_errors=True)
         if not self.storage.local:
             self.storage.remove_dir(*self.parts)
@@ -149,6 +161,7 @@ def run_dense(trial: Trial, ctx: Context, device=None, report=None) -> dict | No
     if _rank() != 0:
         return None
     workdir.sync(force=True)
+    workdir.close()
     saved = set(result.checkpoints)   # a diverged run saved only the steps it reached
     summary = {"dense_id": trial.dense_id, "status": result.status, "accuracy": result.accuracy,
                "loss": result.loss, "steps": result.steps, "wall_time": result.wall_time, "history": result.history,
@@ -162,17 +175,13 @@ def run_dense(trial: Trial, ctx: Context, device=None, report=None) -> dict | No
 def _dense_weights(ctx: Context, dense: dict, when: str) -> dict:
     storage, dense_id = Storage(ctx.storage), dense["dense_id"]
     name = dense["checkpoints"][when]
-    if storage.local:
-        path = storage.local_path(DENSE, dense_id, name)
-    else:
-        scratch = Path(tempfile.gettempdir()) / "raysweep" / storage.uri.replace("/", "_") / DENSE / dense_id
-        path = storage.download(scratch / name, DENSE, dense_id, name)
-    try:
-        return checkpoints.load_weights(path)
-    except Corrupt as e:
-        if not storage.local:
-            path.unlink(missing_ok=True)
-        raise dense_store.invalidate(storage, dense_id, name, e) from None
+    with tempfile.TemporaryDirectory(prefix="raysweep-") as scratch:
+        path = (storage.local_path(DENSE, dense_id, name) if storage.local
+                else storage.download(Path(scratch) / name, DENSE, dense_id, name))
+        try:
+            return checkpoints.load_weights(path)
+        except Corrupt as e:
+            raise dense_store.invalidate(storage, dense_id, name, e) from None
 
 
 def _masks(trial: Trial, ctx: Context, model, ds, dense: dict | None) -> pruning.Masks:
@@ -185,12 +194,14 @@ def _masks(trial: Trial, ctx: Context, model, ds, dense: dict | None) -> pruning
     if trial.method == "ltr":
         trained = copy.deepcopy(model)
         trained.load_state_dict(_dense_weights(ctx, dense, "end"))
-        masks = pruning.prune(trained, trial.sparsity, "magnitude", quota=quota, seed=trial.seed, ablation=ablation)
+        masks = pruning.prune(trained, trial.sparsity, "magnitude", quota=quota, seed=trial.seed, ablation=ablation,
+                              tie_break=trial.tie_break, rounding=trial.rounding)
         if ablation in ("reinit", "init_normal"):
             model.load_state_dict(trained.state_dict())
         return masks
     return pruning.prune(model, trial.sparsity, trial.method, data=batch, quota=quota, seed=trial.seed,
-                         ablation=ablation, iterations=trial.iterations)
+                         ablation=ablation, iterations=trial.iterations, tie_break=trial.tie_break,
+                         rounding=trial.rounding)
 
 
 def _effective_masks(trial: Trial, model, ds, quota, ablation, batch) -> pruning.Masks:
@@ -202,7 +213,8 @@ def _effective_masks(trial: Trial, model, ds, quota, ablation, batch) -> pruning
     if trial.method == "random" and quota is not None:
         return pruning.effective_random_prune(model, trial.sparsity, quota, ds.input_shape, seed=trial.seed)
     return pruning.effective_prune(model, trial.sparsity, trial.method, ds.input_shape, data=batch, quota=quota,
-                                   seed=trial.seed, iterations=trial.iterations)
+                                   seed=trial.seed, iterations=trial.iterations, tie_break=trial.tie_break,
+                                   rounding=trial.rounding)
 
 
 def _measure(model, masks: pruning.Masks, ds) -> dict:
