@@ -16,7 +16,8 @@ import common
 import liu_fig1_2 as liu
 
 SCRIPT = "liu_fig7"
-MULTIPLIERS = {"paper": (0.5, 1.0, 1.5, 2.0), "embedded": (0.5, 1.0, 1.5, 2.0), "smoke": (0.5, 1.0)}
+# smoke: Figure 1's network only (no study of its own)
+MULTIPLIERS = {"paper": (0.5, 1.0, 1.5, 2.0), "embedded": (0.5, 1.0, 1.5, 2.0), "smoke": (1.0,)}
 DEPTHS = {"paper": (20, 32, 44), "embedded": (8, 14), "smoke": (8,)}
 BASE_WIDTH = {"paper": 16, "embedded": 4, "smoke": 4}
 SPARSITIES = {"paper": [0.3, 0.5, 0.7, 0.9], "embedded": [0.5, 0.9], "smoke": [0.9]}

@@ -294,12 +294,13 @@ def test_liu_fig6_gradient_norm_over_the_first_iterations(outputs):
 def test_liu_fig7_accuracy_against_the_width_multiplier(outputs):
     frame, _ = outputs["liu_fig7"]
     saved(outputs, "liu_fig7")
-    assert set(frame["width_multiplier"]) == {0.5, 1.0}
-    assert set(frame["model"]) == {"cifar_resnet_8_2", "cifar_resnet_8_4"}
+    assert set(frame["width_multiplier"]) == set(liu_fig7.MULTIPLIERS["smoke"]) == {1.0}
+    assert set(frame["model"]) == {"cifar_resnet_8_4"} and set(frame["panel"]) == {"ResNet-8"}
     assert set(frame["line"]) == {"Dense", "Sparsity=90%"} and set(frame.loc[frame["sparsity"] > 0, "quota"]) == {"erk"}
+    assert set(liu_fig7.networks("embedded")) == {liu_fig1_2.resnet(d, w) for d in (8, 14) for w in (2, 4, 6, 8)}
     # ResNet-8-4's trials are Figure 1's
     base = saved(outputs, "liu_fig1_2")
-    assert set(frame.loc[frame["model"] == "cifar_resnet_8_4", "trial_id"]) <= set(base["trial_id"])
+    assert set(frame["trial_id"]) <= set(base["trial_id"])
 
 
 @pytest.mark.ray
