@@ -69,3 +69,25 @@ def test_a_torn_lease_file_holds_nothing(tmp_path):
     (tmp_path / "y").mkdir()
     (tmp_path / "y" / "lease.json").write_text('{"holder": "half')
     assert Lease(storage, ("y", "lease.json"), "y").try_acquire() is None
+
+
+def test_a_lease_of_a_dead_process_on_this_machine_is_free_at_once_and_a_live_ones_is_not(tmp_path):
+    import platform
+    import subprocess
+    import sys
+    storage = Storage(str(tmp_path))
+    (tmp_path / "k").mkdir()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        for pid, free in ((live.pid, False), (dead.pid, True)):
+            (tmp_path / "k" / "lease.json").write_text(json.dumps(
+                {"holder": f"p{pid}", "host": platform.node(), "pid": pid, "what": "study 'k'", "since": time.time(),
+                 "expires": time.time() + 600}))   # a killed driver's lease, far from expiring
+            taker = Lease(storage, ("k", "lease.json"), "study 'k'")
+            assert (taker.try_acquire() is None) is free
+            taker.release()
+    finally:
+        live.kill()
+        live.wait()

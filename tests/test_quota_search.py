@@ -111,24 +111,29 @@ def test_search_end_to_end_resumes_after_the_driver_is_killed(cluster, tmp_path)
     assert set(summary["quota"]) == set(final["quota"]) and summary["count"].tolist() == [1, 1]
 
 
-def test_trials_a_killed_driver_left_running_are_failed_and_not_counted(tmp_path):
+def test_trials_a_killed_driver_left_running_are_failed_or_settled_from_their_rows(tmp_path):
     from raysweep.quotasearch.search import _settle_interrupted
 
     url = f"sqlite:///{tmp_path}/optuna.db"
     study = optuna.create_study(storage=url, study_name="s", direction="maximize")
-    done, failed, pruned, left = (study.ask() for _ in range(4))
+    done, failed, pruned, left, written = (study.ask() for _ in range(5))
     study.tell(done, 0.5)
     study.tell(failed, state=TrialState.FAIL)        # a proposal that raised: it counts
     study.tell(pruned, state=TrialState.PRUNED)
-    # what a new driver sees: the same study loaded from the database, one trial still RUNNING
+    # the driver was killed after writing the row of `written`, before telling Optuna
+    rows = pd.DataFrame([{"optuna_trial": written.number, "status": "completed", "val_accuracy": 0.75,
+                          "epochs": 2}])
+    # what a new driver sees: the same study loaded from the database, two trials still RUNNING
     resumed = optuna.load_study(study_name="s", storage=url)
-    assert _settle_interrupted(resumed) == 3
+    assert _settle_interrupted(resumed, rows) == 4
     assert resumed.user_attrs["interrupted_trials"] == [left.number]
     assert resumed.trials[left.number].state == TrialState.FAIL
+    assert resumed.trials[written.number].state == TrialState.COMPLETE
+    assert resumed.trials[written.number].value == 0.75
     resumed.ask()                                     # the next driver's proposal, killed too
     again = optuna.load_study(study_name="s", storage=url)
-    assert _settle_interrupted(again) == 3
-    assert again.user_attrs["interrupted_trials"] == [left.number, left.number + 1]
+    assert _settle_interrupted(again, rows) == 4
+    assert again.user_attrs["interrupted_trials"] == [left.number, written.number + 1]
 
 
 def _spec(tmp_path, **changes):

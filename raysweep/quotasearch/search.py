@@ -63,7 +63,7 @@ def _job(spec: SearchSpec, family: Family, sparsity: float) -> dict:
 
 
 def _row_writer(spec: SearchSpec, storage: Storage, family: Family, sparsity: float, total_epochs: int,
-                show: bool):
+                proposals, show: bool):
     from ray import tune
 
     class RowWriter(tune.Callback):
@@ -93,6 +93,7 @@ def _row_writer(spec: SearchSpec, storage: Storage, family: Family, sparsity: fl
                    "layer_sparsities": last.get("layer_sparsities"), "model": spec.model, "data": spec.data,
                    "seeds": list(spec.seeds), "error": error, "finished_at": time.time()}
             results.write_row(storage, spec.name, row)
+            proposals.settle(trial.trial_id)
             if show:   # the concise display: one line per finished proposal
                 accuracy = row[METRIC]
                 print(f"[{study_name(spec, family.name, sparsity)} #{number}] {row['quota']}: "
@@ -111,16 +112,26 @@ def _row_writer(spec: SearchSpec, storage: Storage, family: Family, sparsity: fl
 INTERRUPTED = "interrupted_trials"   # study user attribute: numbers of the trials a killed driver left running
 
 
-def _settle_interrupted(ot_study) -> int:
-    """Trials left running by a killed driver are failed and listed in the study's INTERRUPTED attribute; returns
-    how many trials finished for real (completed, pruned, or failed by their proposal), which the budget counts."""
+def _settle_interrupted(ot_study, rows: pd.DataFrame) -> int:
+    """Settle the trials a killed driver left running: one whose row was written is told the row's outcome; the
+    others are failed and listed in the study's INTERRUPTED attribute. Returns how many trials finished for real
+    (completed, pruned, or failed by their proposal), which the budget counts."""
     from optuna.trial import TrialState
+
+    from .searcher import tell
     interrupted = set(ot_study.user_attrs.get(INTERRUPTED, []))
-    running = [t.number for t in ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-    for number in running:
-        ot_study.tell(number, state=TrialState.FAIL)
-    if running:
-        interrupted.update(running)
+    written = {int(r["optuna_trial"]): r for r in rows.to_dict("records")} if len(rows) else {}
+    lost = []
+    for trial in ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        row = written.get(trial.number)
+        if row is None:
+            ot_study.tell(trial.number, state=TrialState.FAIL)
+            lost.append(trial.number)
+            continue
+        value = row[METRIC] if row["status"] != "failed" and pd.notna(row[METRIC]) else None
+        tell(ot_study, trial.number, None if value is None else float(value), row["status"] == "failed")
+    if lost:
+        interrupted.update(lost)
         ot_study.set_user_attr(INTERRUPTED, sorted(interrupted))
     finished = ot_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
     return sum(t.number not in interrupted for t in finished)
@@ -139,14 +150,17 @@ def _search(spec: SearchSpec, family: Family, sparsity: float, rdb, storage: Sto
 
     name = study_name(spec, family.name, sparsity)
     ot_study = optuna.create_study(storage=rdb, study_name=name, direction="maximize", load_if_exists=True)
-    remaining = spec.trials - _settle_interrupted(ot_study)
+    rows = results.scan(storage, spec.name).rows
+    here = rows[rows["search"] == name] if "search" in rows else rows.iloc[0:0]
+    remaining = spec.trials - _settle_interrupted(ot_study, here)
     if remaining <= 0:
         return 0
     space = {k: FloatDistribution(r.low, r.high, log=r.log) for k, r in
              ((k, parse_range(v)) for k, v in family.space.items())}
     # a resumed search draws on from a new seed, or a random sampler would repeat its first proposals
     ot_study.sampler = SAMPLERS[spec.sampler](spec.sampler_seed + len(ot_study.trials))
-    searcher = ConcurrencyLimiter(OptunaProposals(ot_study, space, METRIC), max_concurrent=spec.max_concurrent)
+    proposals = OptunaProposals(ot_study, space, METRIC)
+    searcher = ConcurrencyLimiter(proposals, max_concurrent=spec.max_concurrent)
     if spec.scheduler == "asha":
         scheduler = ASHAScheduler(metric=METRIC, mode="max", max_t=total_epochs,
                                   grace_period=min(spec.grace_period, total_epochs),
@@ -162,7 +176,7 @@ def _search(spec: SearchSpec, family: Family, sparsity: float, rdb, storage: Sto
         run_config=tune.RunConfig(name=f"{family.name}-s{sparsity:g}-{time.strftime('%Y%m%d-%H%M%S')}",
                                   storage_path=storage.path(spec.name, "tune"), storage_filesystem=storage.fs,
                                   verbose=2 if verbose >= 2 else 0,
-                                  callbacks=[_row_writer(spec, storage, family, sparsity, total_epochs,
+                                  callbacks=[_row_writer(spec, storage, family, sparsity, total_epochs, proposals,
                                                          show=verbose == 1)]),
     )
     tuner.fit()

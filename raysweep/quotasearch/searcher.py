@@ -4,6 +4,11 @@ Ray's own OptunaSearch keeps the Optuna trial of each Tune trial in a private at
 in two places: its number keys the proposal's row, and at the end it records how many epochs the proposal trained
 (ASHA may stop it early), which best_parameters() reads. So the few lines below use only public APIs: Tune's Searcher
 hooks and Optuna's Study.ask/tell, Trial.number and Trial.set_user_attr.
+
+A finished proposal is told to Optuna only once its row is written (settle(), called by the row writer): Tune calls
+the searcher before the callbacks, and a driver killed between the two would leave a finished Optuna trial without
+a row. Told after the row, the worst case is a row whose trial is still running, which the next run settles from
+the row (search._settle_interrupted).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ class OptunaProposals(Searcher):
     def __init__(self, study, space: dict, metric: str):
         super().__init__(metric=metric, mode="max")
         self.study, self.space = study, space
-        self.asked = {}   # Tune trial id -> optuna.Trial
+        self.asked = {}     # Tune trial id -> optuna.Trial
+        self.finished = {}  # Tune trial id -> (optuna.Trial, its value or None, whether it raised), until settled
 
     def suggest(self, trial_id: str) -> dict:
         if trial_id not in self.asked:
@@ -27,13 +33,19 @@ class OptunaProposals(Searcher):
         return {**trial.params, "optuna_trial": trial.number}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        from optuna.trial import TrialState
-
         trial = self.asked.pop(trial_id)
-        value = (result or {}).get(self.metric)
-        if result and "epoch" in result:
+        if result and "epoch" in result:   # an attribute of a running trial: set now, read once it is told
             trial.set_user_attr("epochs", result["epoch"])
-        if value is not None:
-            self.study.tell(trial, value)
-        else:   # a proposal that raised fails; one stopped before its first report is pruned
-            self.study.tell(trial, state=TrialState.FAIL if error else TrialState.PRUNED)
+        self.finished[trial_id] = (trial, (result or {}).get(self.metric), error)
+
+    def settle(self, trial_id: str) -> None:
+        """Tell Optuna how the finished proposal ended (its row is written by now)."""
+        tell(self.study, *self.finished.pop(trial_id))
+
+
+def tell(study, trial, value: float | None, error: bool) -> None:
+    from optuna.trial import TrialState
+    if value is not None:
+        study.tell(trial, value)
+    else:   # a proposal that raised fails; one stopped before its first report is pruned
+        study.tell(trial, state=TrialState.FAIL if error else TrialState.PRUNED)

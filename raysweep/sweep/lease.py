@@ -1,7 +1,8 @@
 """Leases on the study's storage: who may run a study, or train a dense run, right now.
 
 A lease is a small JSON file naming its holder and when it expires. Its holder renews it every BEAT seconds from a
-background thread; a holder that dies stops renewing, and its lease is taken over TTL seconds later at most. The
+background thread; a holder that dies stops renewing, and its lease is taken over TTL seconds later at most, or at
+once by a process of the same machine, which can see that the holder's pid no longer exists. The
 storage is the one thing every driver of a study (on this cluster, another cluster or a laptop) shares, so the leases
 live there rather than in a Ray actor, which only its own cluster could see.
 
@@ -41,6 +42,18 @@ class Holder:
         return (f"{self.what} is held by pid {self.pid} on {self.host} since "
                 f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.since))} "
                 f"(its lease {'expires in %.0f s' % left if left > 0 else 'has expired'})")
+
+    def gone(self) -> bool:
+        """Whether the holder is a process of this machine that no longer exists: its lease is free at once."""
+        if self.host != platform.node() or self.pid <= 0:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:   # alive, under another user
+            return False
+        return False
 
 
 class LeaseHeld(RuntimeError):
@@ -84,7 +97,7 @@ class Lease:
         if held.holder == self.id:
             self.renew()
             return None
-        if held.expires > time.time():
+        if held.expires > time.time() and not held.gone():
             return held
         if self.storage.local:
             marker = (*self.parts[:-1], f"{self.parts[-1]}.takeover-{held.holder or 'unreadable'}-{held.expires}")
