@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,9 +76,25 @@ class _Context:
 
 def _member_loss(skeleton, precision: Precision, params, buffers, x, y, scale):
     with precision.autocast():
-        out = functional_call(skeleton, (params, buffers), (precision.input(x),))
+        out = functional_call(skeleton, (params, buffers), (x,))
     loss = F.cross_entropy(out.float(), y)
     return (loss if scale is None else loss * scale), loss
+
+
+def _float32_norm_forward(module, x):
+    # vmap's batch-norm rule cannot mix a low-precision input with float32 statistics, as the unbatched kernel
+    # does under autocast; that kernel computes in float32 and rounds its output, and so does this.
+    return type(module).forward(module, x.float()).to(x.dtype)
+
+
+def _skeleton(model: torch.nn.Module, precision: Precision) -> torch.nn.Module:
+    """A tensor-free copy of the members' architecture for functional_call."""
+    skeleton = copy.deepcopy(model).to("meta").train()
+    if precision.dtype is not None:
+        for module in skeleton.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.forward = types.MethodType(_float32_norm_forward, module)
+    return skeleton
 
 
 def _train_step(skeleton, precision, params, buffers, sgd, progress, scaler, x, y, lr, step):
@@ -221,7 +238,7 @@ class _Pack:
                 s.loader.set_epoch(epoch, offset)
             for batches in zip(*(s.loader for s in self.slots)):
                 lr_step = step
-                x = torch.stack([b[0] for b in batches])
+                x = ctx.precision.stacked_input(torch.stack([b[0] for b in batches]))
                 y = torch.stack([b[1] for b in batches])
                 ctx.step_fn(ctx.skeleton, ctx.precision, self.params, self.buffers, self.sgd, self.progress,
                             self.scaler, x, y, ctx.lrs[step_t], step_t)
@@ -271,10 +288,11 @@ def _check_members(members: Sequence[Member], hparams: TrainHparams, schedule: S
 
 
 def _architecture(model: torch.nn.Module) -> list:
-    """Module types, their non-tensor attributes (e.g. padding, a residual branch scale) and tensor shapes."""
+    """Module types, their non-tensor attributes (e.g. padding, a residual branch scale) and tensor shapes; not the
+    `raysweep_*` bookkeeping such as models.initialize's record of the init scheme, which a pack may mix."""
     def attrs(mod):
-        return {k: v for k, v in vars(mod).items()
-                if not k.startswith("_") and k != "training" and not isinstance(v, torch.Tensor)}
+        return {k: v for k, v in vars(mod).items() if not k.startswith(("_", "raysweep_")) and k != "training"
+                and not isinstance(v, torch.Tensor)}
     return ([(n, type(mod), attrs(mod)) for n, mod in model.named_modules()]
             + [(n, tuple(t.shape), t.dtype) for n, t in [*model.named_parameters(), *model.named_buffers()]])
 
@@ -314,9 +332,9 @@ def train_packed(members: Sequence[Member], ds, hparams: TrainHparams, *, save_s
     probe = ds.loader("train", hparams.batch_size, shuffle=True, augment=hparams.augment, seed=0, device=device)
     schedule = Schedule(hparams, len(probe), save_steps)
     _check_members(members, hparams, schedule)
-    skeleton = copy.deepcopy(members[0].model).to("meta").train()
-    ctx = _Context(skeleton, ds, hparams, schedule, Precision.of(hparams, device), device, eval_split, on_eval,
-                   compile)
+    precision = Precision.of(hparams, device)
+    ctx = _Context(_skeleton(members[0].model, precision), ds, hparams, schedule, precision, device, eval_split,
+                   on_eval, compile)
     slots = [_slot(i, m, ctx, device) for i, m in enumerate(members)]
     for s in slots:
         if s.run.step in schedule.saves and s.run.step not in s.run.checkpoints:

@@ -35,14 +35,23 @@ class Precision:
         return torch.autocast(self.device_type, dtype=self.dtype) if self.dtype else contextlib.nullcontext()
 
     def input(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+        """A batch (B, C, H, W) in the chosen layout."""
+        return x.contiguous(memory_format=torch.channels_last) if self._nhwc(x, 1) else x
 
     def stacked(self, t: torch.Tensor) -> torch.Tensor:
-        """A tensor with a leading member axis laid out as channels_last per member when it is a stack of 4-d
-        weights, so that vmap's grouped convolution sees an NHWC weight without copying."""
-        if not (self.channels_last and t.dim() == 5):
-            return t
-        return t.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+        """Stacked convolution weights (K, O, I, kh, kw), NHWC per member when channels_last: vmap's grouped
+        convolution then sees a (K*O, I, kh, kw) channels_last weight without copying."""
+        return t.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3) if self._nhwc(t, 2) else t
+
+    def stacked_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Stacked batches (K, B, C, H, W), stored as (B, H, W, K, C) when channels_last: vmap's grouped
+        convolution then sees a (B, K*C, H, W) channels_last input without copying (and keeps that layout)."""
+        return x.permute(1, 3, 4, 0, 2).contiguous().permute(3, 0, 4, 1, 2) if self._nhwc(x, 2) else x
+
+    def _nhwc(self, t: torch.Tensor, channel_dim: int) -> bool:
+        # One-channel tensors are left alone: NHWC and NCHW are the same memory there, and those ambiguous
+        # strides made torch's CPU convolution backward corrupt the heap (see tensor_pipeline.random_shift).
+        return self.channels_last and t.dim() == channel_dim + 3 and t.shape[channel_dim] > 1
 
 
 class LossScaler:
