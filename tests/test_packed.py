@@ -12,17 +12,9 @@ from raysweep.data.sharding import shard_indices
 from raysweep.data.tensor_pipeline import Augmentation
 from raysweep.training import Member, train_packed
 from raysweep.training.precision import LossScaler
-from test_training import SmallConvNet, random_masks
+from test_training import SmallConvNet, host_reads, one_thread, random_masks, with_poison  # noqa: F401
 
 TOL = 1e-5  # max |diff| of float32 weights on the CPU (issue 11)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +33,6 @@ def tiny_cifar(n_train=256, n_test=48, size=8, seed=0):
                          augmentation=Augmentation(shift=2, flip=True))
 
 
-def digits_like(digits, poison=None, augmentation=Augmentation()):
-    """digits, optionally with training augmentation, and with training example `poison` set to infinity: the loss
-    of any batch that holds it is not finite."""
-    s = digits._splits
-    images = s["train"].images.float()
-    if poison is not None:
-        images[poison] = float("inf")
-    return TensorDataSet("digits-like", {"train": Split(images, s["train"].labels), "test": s["test"]},
-                         num_classes=10, scale=digits.scale, mean=digits.mean, std=digits.std,
-                         augmentation=augmentation)
-
-
 # 200 steps cross several epochs. Each learning rate is one at which
 # the single run itself is insensitive to rounding over 200 steps: at larger ones LeNet-5 and the BatchNorm ResNet
 # amplify a random 1e-7 relative perturbation of their initial weights to 1e-5..1e-1 within 200 steps (measured),
@@ -69,7 +49,7 @@ SHAPE = (1, 8, 8)
 
 def setup(name, digits, steps, poison=None, **more):
     changes, augmentation, _ = MODELS[name]
-    ds = digits_like(digits, poison, augmentation)
+    ds = with_poison(digits, poison, augmentation)
     hp = training.preset("digits").replace(training_steps=steps, lr_drops=("120it",), gamma=0.5, nesterov=True,
                                            weight_decay=1e-3, precision="fp32", **{**changes, **more})
     return SHAPE, ds, hp
@@ -371,6 +351,16 @@ def test_loss_scaler_matches_grad_scaler():
         assert stacked.state_dict(1) == reference.state_dict()
         assert found2.tolist() == [False, poison]
     assert reference.get_scale() == 16.0 and stacked.state_dict(0)["scale"] == 32.0  # member 0 skipped a backoff
+
+
+def test_no_host_read_per_step(digits):
+    # As train(): the same two epochs in 23 or 90 steps each read the same values on the host.
+    def pack(batch):
+        members = [Member(models.create("lenet_300_100", input_shape=SHAPE, seed=s), seed=s) for s in range(3)]
+        train_packed(members, digits, training.preset("digits").replace(training_steps="2ep", batch_size=batch),
+                     device="cpu")
+    counts = [host_reads(lambda: pack(b)) for b in (64, 16)]
+    assert counts[0] == counts[1] < 180
 
 
 def test_members_share_one_resident_copy_of_the_data(digits):

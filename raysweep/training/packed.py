@@ -181,9 +181,11 @@ class _Pack:
     def _evaluate(self, rows: Sequence[int]) -> list[dict]:
         ctx = self.ctx
         hp = ctx.hparams
-        idx = torch.tensor(rows, device=ctx.device)
-        params = {n: t.index_select(0, idx) for n, t in self.params.items()}
-        buffers = {n: t.index_select(0, idx) for n, t in self.buffers.items()}
+        params, buffers = self.params, self.buffers
+        if list(rows) != list(range(len(self.slots))):
+            idx = torch.tensor(rows, device=ctx.device)
+            params = {n: t.index_select(0, idx) for n, t in params.items()}
+            buffers = {n: t.index_select(0, idx) for n, t in buffers.items()}
         # Members in chunks so that an evaluation batch never holds more examples than a training step.
         chunk = max(1, len(rows) * hp.batch_size // hp.eval_batch_size)
         sums = torch.zeros(len(rows), 3, dtype=torch.float64, device=ctx.device)
@@ -225,14 +227,14 @@ class _Pack:
     # ---------- training ----------
 
     def train(self, stop: int) -> tuple[list[_Slot], list[_Slot]]:
-        """Train every member until it reaches step `stop` (the step of the next pack to merge with, or the end)
-        or diverges. Returns (finished slots, slots that go on), all with their tensors unstacked."""
+        """Train every member until step `stop` (the step of the next pack to merge with, or the end), or until a
+        host read finds members that diverged, so that the others go on as a smaller pack instead of carrying the
+        frozen ones. Returns (finished slots, slots that go on), their tensors unstacked."""
         ctx = self.ctx
-        schedule, total = ctx.schedule, ctx.schedule.total
+        schedule = ctx.schedule
         step_t = torch.tensor(self.step, device=ctx.device)
-        step, lr_step = self.step, self.step
-        done: list[int] = []
-        while step < stop and len(done) < len(self.slots):
+        step, lr_step, diverged = self.step, self.step, []
+        while step < stop and not diverged:
             epoch, offset = divmod(step, schedule.steps_per_epoch)
             for s in self.slots:
                 s.loader.set_epoch(epoch, offset)
@@ -245,25 +247,26 @@ class _Pack:
                 step += 1
                 step_t += 1
                 if step in schedule.saves:
-                    done += self._sync(step)
-                    for k, s in enumerate(self.slots):
-                        if k not in done:
-                            s.run.save_weights(step, functools.partial(self._weights, k))
-                            self._save_state(k)
-                if step >= stop:
+                    diverged = self._sync(step)
+                    for k in self._live():
+                        s = self.slots[k]
+                        s.run.save_weights(step, functools.partial(self._weights, k))
+                        self._save_state(k)
+                if step >= stop or diverged:
                     break
             if schedule.is_epoch_end(step):
-                done += self._sync(step)
-                live = [k for k in range(len(self.slots)) if k not in done]
+                diverged += self._sync(step)
+                live = self._live()
                 self._report(live, [lr_step] * len(live))
-            else:  # stopped mid-epoch to merge with the pack waiting at `stop`
-                done += self._sync(step)
-        if step >= total:
-            done = list(range(len(self.slots)))
-        going = [k for k in range(len(self.slots)) if k not in done]
-        for k in done:
+            elif not diverged:  # stopped mid-epoch to merge with the pack waiting at `stop`
+                diverged = self._sync(step)
+        finished = [k for k, s in enumerate(self.slots) if s.run.finished(schedule.total)]
+        for k in finished:
             self._save_state(k)
-        return self.unstack(done), self.unstack(going)
+        return self.unstack(finished), self.unstack([k for k in range(len(self.slots)) if k not in finished])
+
+    def _live(self) -> list[int]:
+        return [k for k, s in enumerate(self.slots) if s.run.status == "completed"]
 
 
 def _check_members(members: Sequence[Member], hparams: TrainHparams, schedule: Schedule) -> None:
