@@ -94,13 +94,29 @@ def run_both(name, shape, ds, hp, specs, **kw):
     return singles, members, packed, diffs
 
 
+def rounding_noise(name, shape, ds, hp, seed, density, reference) -> float:
+    """How far the single run itself ends from `reference` when its initial weights move by a random 1e-7 relative
+    perturbation, the size of one float32 rounding: the scale below which no reordering of float operations can
+    promise to match it."""
+    model, masks = make(name, shape, seed, density)
+    g = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1 + 1e-7 * torch.randn(p.shape, generator=g))
+    training.train(model, ds, hp, masks, seed=seed, device="cpu")
+    return state_diff(reference, model)
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_members_end_as_their_single_runs(name, digits):
     shape, ds, hp = setup(name, digits, "200it")
     specs = [(0, None), (1, MODELS[name][2][0]), (2, MODELS[name][2][1])]  # a dense run and two masks
     singles, members, packed, diffs = run_both(name, shape, ds, hp, specs)
-    print(f"\n{name}: max |diff| after 200 steps per member: {['%.2e' % d for d in diffs]}")
-    assert max(diffs) <= TOL
+    noise = [rounding_noise(name, shape, ds, hp, s, d, single) for (s, d), (single, _) in zip(specs, singles)]
+    print(f"\n{name}: max |diff| after 200 steps per member: {['%.2e' % d for d in diffs]}; "
+          f"the single runs' own rounding noise: {['%.2e' % n for n in noise]}")
+    # Within 1e-5, or, where this member's training amplifies rounding beyond that, within twice its own noise.
+    assert all(d <= max(TOL, 2 * n) for d, n in zip(diffs, noise))
     for (_, single), member, res in zip(singles, members, packed):
         assert res.status == "completed" and res.steps == 200
         assert_same_run(single, res)

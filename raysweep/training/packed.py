@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, vmap
 
 from . import distributed as dist
 from .checkpoints import cpu_state_dict
@@ -71,14 +71,14 @@ class _Context:
         self.param_names = [n for n, _ in skeleton.named_parameters()]
         self.buffer_names = [n for n, _ in skeleton.named_buffers()]
         self.lrs = schedule.lr_table(device)
-        self.step_fn = _compiled_step() if compile else _train_step
+        self.losses = _compiled(_losses) if compile else _losses
+        self.update = _compiled(_update) if compile else _update
 
 
-def _member_loss(skeleton, precision: Precision, params, buffers, x, y, scale):
+def _member_loss(skeleton, precision: Precision, params, buffers, x, y):
     with precision.autocast():
         out = functional_call(skeleton, (params, buffers), (x,))
-    loss = F.cross_entropy(out.float(), y)
-    return (loss if scale is None else loss * scale), loss
+    return F.cross_entropy(out.float(), y)
 
 
 def _float32_norm_forward(module, x):
@@ -97,18 +97,17 @@ def _skeleton(model: torch.nn.Module, precision: Precision) -> torch.nn.Module:
     return skeleton
 
 
-def _train_step(skeleton, precision, params, buffers, sgd, progress, scaler, x, y, lr, step):
-    """One step of every member: the same operations train() performs on one network, with per-member guards."""
-    before = {n: b.clone() for n, b in buffers.items()}
-    scale = scaler.scale if scaler is not None else None
-    loss_fn = functools.partial(_member_loss, skeleton, precision)
-    grads, (_, losses) = vmap(grad_and_value(loss_fn, has_aux=True), in_dims=(0, 0, 0, 0, 0 if scaler else None))(
-        params, buffers, x, y, scale)
+def _losses(skeleton, precision, params, buffers, x, y):
+    """Every member's training loss, shape (K,); updates the members' BatchNorm statistics in place."""
+    return vmap(functools.partial(_member_loss, skeleton, precision))(params, buffers, x, y)
+
+
+def _update(params, grads, buffers, before, sgd, progress, scaler, losses, lr, step):
+    """What train() does after backward, for every member, with per-member guards."""
     with torch.no_grad():
         for n, b in buffers.items():  # a diverged member's forward passes leave no trace
             b.copy_(torch.where(per_member(progress.alive, b), b, before[n]))
     ok = progress.update(losses, losses.isfinite(), step)
-    grads = [grads[n] for n in params]
     if scaler is not None:
         sgd.mask_(grads)
         found_inf = scaler.unscale_(grads)
@@ -118,8 +117,10 @@ def _train_step(skeleton, precision, params, buffers, sgd, progress, scaler, x, 
 
 
 @functools.cache
-def _compiled_step():
-    return torch.compile(_train_step, dynamic=False)
+def _compiled(fn):
+    # The forward is compiled with its backward (AOTAutograd); backward itself runs between the two compiled
+    # functions, as torch.compile training loops do.
+    return torch.compile(fn, dynamic=False)
 
 
 class _Pack:
@@ -128,7 +129,8 @@ class _Pack:
     def __init__(self, ctx: _Context, slots: Sequence[_Slot]):
         self.ctx, self.slots = ctx, list(slots)
         hp, device, prec = ctx.hparams, ctx.device, ctx.precision
-        self.params = {n: prec.stacked(torch.stack([s.params[n] for s in slots])) for n in ctx.param_names}
+        self.params = {n: prec.stacked(torch.stack([s.params[n] for s in slots])).detach().requires_grad_()
+                       for n in ctx.param_names}
         self.buffers = {n: torch.stack([s.buffers[n] for s in slots]) for n in ctx.buffer_names}
         masks = [None if all(s.masks[i] is None for s in slots) else
                  torch.stack([torch.ones_like(s.params[n]) if s.masks[i] is None else s.masks[i] for s in slots])
@@ -144,12 +146,23 @@ class _Pack:
         self.sgd.apply_masks()
         self.step = slots[0].run.step
 
+    def _step(self, x, y, lr, step) -> None:
+        """One training step of every member: the same operations as train()'s, vmapped over the members."""
+        ctx = self.ctx
+        before = {n: b.clone() for n, b in self.buffers.items()}
+        losses = ctx.losses(ctx.skeleton, ctx.precision, self.params, self.buffers, x, y)
+        # Each member's parameters reach only its own loss, so the gradient of the sum is every member's own.
+        scaled = losses if self.scaler is None else losses * self.scaler.scale
+        grads = list(torch.autograd.grad(scaled.sum(), list(self.params.values())))
+        ctx.update(self.params, grads, self.buffers, before, self.sgd, self.progress, self.scaler, losses.detach(),
+                   lr, step)
+
     def unstack(self, keep: Sequence[int]) -> list[_Slot]:
         """The slots at positions `keep`, carrying their current tensors, to be stacked into another pack."""
         out = []
         for k in keep:
             s = self.slots[k]
-            s.params = {n: t[k] for n, t in self.params.items()}
+            s.params = {n: t[k].detach() for n, t in self.params.items()}
             s.buffers = {n: t[k] for n, t in self.buffers.items()}
             s.momentum = self.sgd.state_dict(k)
             s.scaler = self.scaler.state_dict(k) if self.scaler is not None else None
@@ -242,8 +255,7 @@ class _Pack:
                 lr_step = step
                 x = ctx.precision.stacked_input(torch.stack([b[0] for b in batches]))
                 y = torch.stack([b[1] for b in batches])
-                ctx.step_fn(ctx.skeleton, ctx.precision, self.params, self.buffers, self.sgd, self.progress,
-                            self.scaler, x, y, ctx.lrs[step_t], step_t)
+                self._step(x, y, ctx.lrs[step_t], step_t)
                 step += 1
                 step_t += 1
                 if step in schedule.saves:
