@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,7 +40,10 @@ from raysweep.data.tensor_pipeline import Augmentation
 from raysweep.training import Member, train_packed
 
 ROOT = Path(__file__).resolve().parents[1]
-FIG4_TRIALS = 6 * 19 * 5      # Frankle Figure 4 panel: 6 lines x 19 sparsities x 5 seeds
+# Frankle et al. Figure 4: "magnitude pruning (green), SNIP (red), GraSP (purple), and SynFlow (brown) at
+# initialization ... pruning after training (blue), random pruning at initialization (orange)": 6 lines; 19
+# sparsities; "We repeat all experiments five times (CIFAR-10)".
+FIG4_TRIALS = 6 * 19 * 5
 EPOCHS, CIFAR_TRAIN, CIFAR_TEST, CIFAR_BATCH = 160, 50_000, 10_000, 128
 STEPS_PER_EPOCH = -(-CIFAR_TRAIN // CIFAR_BATCH)  # 391
 
@@ -134,25 +138,24 @@ def workload(name, steps, n_test=256):
 
 
 def step_and_eval_times(name, k, device, steps, compile=False, n_test=256):
-    """(seconds per packed training step, seconds per packed evaluation of n_test examples) for K members, from
-    two timed packs of 1 and 1+steps steps (each ends with one evaluation)."""
+    """(seconds per packed training step, seconds per packed evaluation of n_test examples) for K members: a pack
+    of 0 steps only evaluates (and sets up), one of `steps` steps also trains."""
     ds, hp = workload(name, steps, n_test)
     run = lambda n: _timed(lambda: train_packed(  # noqa: E731
         members(name, ds, k), ds, hp.replace(training_steps=f"{n}it"), device=device, compile=compile), device)[0]
     if compile:
-        run(1)  # compile outside the timing
-    short, long = run(1), run(1 + steps)
-    per_step = (long - short) / steps
-    return per_step, max(short - per_step, 0.0)
+        run(steps)  # compile outside the timing
+    evaluation = run(0)
+    return (run(steps) - evaluation) / steps, evaluation
 
 
 def single_step_time(name, device, steps, n_test=256):
+    """The same for one trial trained by train()."""
     ds, hp = workload(name, steps, n_test)
     run = lambda n: _timed(lambda: single(name, ds, hp.replace(training_steps=f"{n}it"), 0, device),  # noqa: E731
                            device)[0]
-    short, long = run(1), run(1 + steps)
-    per_step = (long - short) / steps
-    return per_step, max(short - per_step, 0.0)
+    evaluation = run(0)
+    return (run(steps) - evaluation) / steps, evaluation
 
 
 def trial_seconds(per_step, per_eval, k, n_test=256):
@@ -189,14 +192,45 @@ def _available_bytes(device) -> int:
     return int(info["MemAvailable"].split()[0]) * 1024
 
 
-def peak_bytes(name, k, device, threads) -> int:
-    """Peak memory of one packed training step of K members (and its evaluation): CUDA peak allocation, or the
-    peak RSS of a fresh process on the CPU."""
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def training_peak(name, k, device) -> int:
+    """Peak memory above the baseline while K members, already built, train one step and evaluate: CUDA's peak
+    allocation, or on the CPU the largest resident size sampled every millisecond (peak RSS since start-up would
+    be the imports')."""
+    ds, hp = workload(name, 1)
+    pack = members(name, ds, k)
+    hp = hp.replace(training_steps="1it")
     if device.type == "cuda":
         torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
-        step_and_eval_times(name, k, device, 1)
-        return torch.cuda.max_memory_allocated(device)
+        train_packed(pack, ds, hp, device=device)
+        return torch.cuda.max_memory_allocated(device) - base
+    base, peak, done = _rss(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        train_packed(pack, ds, hp, device=device)
+    finally:
+        done.set()
+        sampler.join()
+    return max(peak[0], _rss()) - base
+
+
+def peak_bytes(name, k, device, threads) -> int:
+    """training_peak in this process on CUDA, in a fresh process on the CPU (freed memory stays resident)."""
+    if device.type == "cuda":
+        return training_peak(name, k, device)
     out = subprocess.run([sys.executable, __file__, "--child", "memory", "--model", name, "--k", str(k),
                           "--threads", str(threads)], check=True, cwd=ROOT, capture_output=True, text=True)
     return int(json.loads(out.stdout.strip().splitlines()[-1])["peak"])
@@ -204,16 +238,11 @@ def peak_bytes(name, k, device, threads) -> int:
 
 def memory_table(name, k_small, k_large, device, threads):
     small, large = peak_bytes(name, k_small, device, threads), peak_bytes(name, k_large, device, threads)
-    per_member = (large - small) / (k_large - k_small)
-    if per_member < 2**20:  # below what peak RSS resolves: a bound, not a measurement
-        print(f"    {name:16s} peak K={k_small}: {small / 2**20:7.0f} MiB, K={k_large}: {large / 2**20:7.0f} MiB -> "
-              f"under 1 MiB per member; memory does not limit K here")
-        return None, None
-    available = _available_bytes(device) + (large if device.type == "cuda" else 0)
-    fits = int((available - (small - k_small * per_member)) // per_member)
-    print(f"    {name:16s} peak K={k_small}: {small / 2**20:7.0f} MiB, K={k_large}: {large / 2**20:7.0f} MiB -> "
-          f"{per_member / 2**20:7.1f} MiB per member; largest K that fits the {device.type} memory available now: "
-          f"~{fits}")
+    per_member = max((large - small) / (k_large - k_small), 1.0)
+    fits = int((_available_bytes(device) - (small - k_small * per_member)) // per_member)
+    print(f"    {name:16s} training peak K={k_small}: {small / 2**20:7.1f} MiB, K={k_large}: {large / 2**20:7.1f} MiB"
+          f" -> {per_member / 2**20:6.1f} MiB per member; largest K that fits the {device.type} memory available "
+          f"now: ~{fits}")
     return per_member, fits
 
 
@@ -230,7 +259,7 @@ def cuda_section(args, device):
     print(f"    {torch.cuda.get_device_name(device)}")
     for name in ("cifar_resnet_20", "cifar_vgg_16"):
         _, fits = memory_table(name, 1, 8, device, args.threads)
-        ks = [k for k in (1, 4, 16, 64, 128) if fits is None or k <= fits]
+        ks = [k for k in (1, 4, 16, 64, 128) if k <= fits]
         rows = cifar_table(name, ks, device, args.steps, args.startup, args.compile)
         best = max(rows, key=rows.get)
         print(f"    {name}: Figure 4 panel ({FIG4_TRIALS} trials) at K={best}: "
@@ -250,8 +279,7 @@ def child(args):
         cifar_shaped(CIFAR_BATCH, 16)
         trial("cifar_resnet_20", data.get("digits"), 0)
     elif args.child == "memory":
-        step_and_eval_times(args.model, args.k, torch.device("cpu"), 1)
-        print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+        print(json.dumps({"peak": training_peak(args.model, args.k, torch.device("cpu"))}))
 
 
 def main():
@@ -273,7 +301,7 @@ def main():
     device = torch.device(args.device) if args.device else training.loop.default_device()
     torch.set_num_threads(args.threads)
     gpu = device.type == "cuda"
-    args.steps = args.steps or (20 if gpu and not args.quick else 1)
+    args.steps = args.steps or (1 if args.quick else (20 if gpu else 2))
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
     print(f"device {device}, torch {torch.__version__}, threads {args.threads}, load average {' '.join(load)}")
@@ -286,7 +314,7 @@ def main():
     cifar_ks = (1, 2) if args.quick else ((1, 4, 16, 64) if gpu else (1, 4, 16))
     cifar_table("cifar_resnet_20", cifar_ks, device, args.steps, args.startup, args.compile and gpu)
 
-    print("\n[2] memory per member (two training steps and an evaluation of 256 examples)")
+    print("\n[2] memory per member (a training step and an evaluation)")
     memory_table("lenet_300_100", 1, 16 if args.quick else 64, device, args.threads)
     if not args.quick:
         memory_table("cifar_resnet_20", 1, 4, device, args.threads)

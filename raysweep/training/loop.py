@@ -72,6 +72,8 @@ def train(model: torch.nn.Module, ds, hparams: TrainHparams, masks: Mapping | No
     buffers = list(model.buffers())
 
     def save_state():
+        if not run.writes_state:
+            return
         run.epoch_loss = progress.epoch_loss()
         run.save_state(cpu_state_dict(model), sgd.state_dict(), rng_state(device),
                        scaler.state_dict() if scaler is not None else None)

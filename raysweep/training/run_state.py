@@ -89,8 +89,12 @@ class RunLog:
             atomic_save(weights() if callable(weights) else weights, path)
         self.checkpoints[step] = str(path)
 
+    @property
+    def writes_state(self) -> bool:
+        return self.checkpoint_dir is not None and self.writer
+
     def save_state(self, model: dict, optimizer: dict, rng: dict, scaler: dict | None) -> None:
-        if self.checkpoint_dir is None or not self.writer:
+        if not self.writes_state:
             return
         atomic_save({"run": self.run, "model": model, "optimizer": optimizer, "rng": rng, "step": self.step,
                      "status": self.status, "history": self.history, "checkpoints": self.checkpoints,
