@@ -1,7 +1,7 @@
 """train(): one network, masked SGD with the papers' schedules, checkpoints, resume, evaluation and divergence.
 
-No training step waits for the host: the learning rate comes from a table on the device, finiteness and the
-training-loss sums stay there (run_state.Progress), and the host reads them at evaluations and save steps only.
+No training step waits for the host: finiteness and the training-loss sums stay on the device
+(run_state.Progress), and the host reads them at evaluations and save steps only.
 """
 
 from __future__ import annotations
@@ -67,7 +67,6 @@ def train(model: torch.nn.Module, ds, hparams: TrainHparams, masks: Mapping | No
     sgd.apply_masks()
     net = dist.wrap(model, device)
     progress = Progress((), device, run.epoch_loss)
-    lrs = schedule.lr_table(device)
     step_t = torch.tensor(run.step, device=device)
     buffers = list(model.buffers())
 
@@ -121,7 +120,7 @@ def train(model: torch.nn.Module, ds, hparams: TrainHparams, masks: Mapping | No
                 found_inf = scaler.unscale_(grads)
                 scaler.update(found_inf, ok)
                 ok = ok & ~found_inf
-            sgd.step(grads, lrs[step_t], ok)
+            sgd.step(grads, schedule.lr(step), ok)
             for p in sgd.params:
                 p.grad = None
             step += 1

@@ -62,22 +62,31 @@ class MaskedSGD:
             torch._foreach_mul_([grads[i] for i in self._masked], [self.masks[i] for i in self._masked])
 
     @torch.no_grad()
-    def step(self, grads: Sequence[torch.Tensor], lr: torch.Tensor, ok: torch.Tensor) -> None:
+    def step(self, grads: Sequence[torch.Tensor], lr, ok: torch.Tensor) -> None:
+        """One update from `grads` (consumed: modified in place) at learning rate `lr`, a float, or a 0-d tensor
+        so that a compiled step does not specialise on it, where `ok` holds. With a float it is torch.optim.SGD's
+        arithmetic, operation for operation."""
         grads = list(grads)
         self.mask_(grads)
         if self.weight_decay:
-            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+            torch._foreach_add_(grads, self.params, alpha=self.weight_decay)
         bufs = []
         if self.momentum:
             bufs = torch._foreach_mul(self.bufs, self.momentum)
             torch._foreach_add_(bufs, grads)
-            grads = torch._foreach_add(grads, bufs, alpha=self.momentum) if self.nesterov else bufs
-        new = torch._foreach_add(self.params, torch._foreach_mul(grads, lr), alpha=-1)
+            if self.nesterov:
+                torch._foreach_add_(grads, bufs, alpha=self.momentum)
+            else:
+                grads = bufs
+        if isinstance(lr, torch.Tensor):
+            new = torch._foreach_sub(self.params, torch._foreach_mul(grads, lr))
+        else:
+            new = torch._foreach_add(self.params, grads, alpha=-lr)
         if self._masked:
             torch._foreach_mul_([new[i] for i in self._masked], [self.masks[i] for i in self._masked])
-        # No fused "where" over tensor lists exists; these are two small kernels per tensor.
+        # No fused "where" over tensor lists exists: one kernel per tensor, written in place.
         for old, updated in zip(self.params + self.bufs, list(new) + list(bufs)):
-            old.copy_(torch.where(per_member(ok, old), updated, old))
+            torch.where(per_member(ok, old), updated, old, out=old)
 
     def state_dict(self, member: int | None = None) -> dict:
         """The momentum in torch.optim.SGD's state_dict layout (of one member when stacked), on the CPU."""

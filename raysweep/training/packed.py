@@ -72,9 +72,11 @@ class _Context:
         self.precision, self.device, self.eval_split, self.on_eval = precision, device, eval_split, on_eval
         self.param_names = [n for n, _ in skeleton.named_parameters()]
         self.buffer_names = [n for n, _ in skeleton.named_buffers()]
-        self.lrs = schedule.lr_table(device)
+        lrs = schedule.lr_table(device) if compile else None
         self.losses = _compiled(_losses) if compile else _losses
         self.update = _compiled(_update) if compile else _update
+        # A compiled update takes the learning rate as a tensor, or it would compile once per value.
+        self.lr = (lambda step, step_t: lrs[step_t]) if compile else (lambda step, step_t: schedule.lr(step))
 
 
 def _member_loss(skeleton, precision: Precision, params, buffers, x, y):
@@ -259,7 +261,7 @@ class _Pack:
                 lr_step = step
                 x = ctx.precision.stacked_input(torch.stack([b[0] for b in batches]))
                 y = torch.stack([b[1] for b in batches])
-                self._step(x, y, ctx.lrs[step_t], step_t)
+                self._step(x, y, ctx.lr(step, step_t), step_t)
                 step += 1
                 step_t += 1
                 if step in schedule.saves:

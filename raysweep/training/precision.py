@@ -71,7 +71,7 @@ class LossScaler:
         inv = self.scale.double().reciprocal().float()
         torch._foreach_mul_(grads, [per_member(inv, g) for g in grads])
         dims = self.scale.dim()
-        finite = torch.stack([g.isfinite().flatten(dims).all(-1) for g in grads]).all(0)
+        finite = torch.stack([g.isfinite().reshape(*g.shape[:dims], -1).all(-1) for g in grads]).all(0)
         return ~finite
 
     @torch.no_grad()
