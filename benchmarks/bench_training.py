@@ -16,11 +16,11 @@ import time
 import numpy as np
 import torch
 
-from raysweep import data, models
+from raysweep import data, models, training
 from raysweep.data.dataset import Split, TensorDataSet
 from raysweep.data.tensor_pipeline import Augmentation
-from raysweep.training.loop import default_device, forward_loss, masked_update
-from raysweep.training.masking import MaskEnforcer
+from raysweep.training.loop import default_device
+from raysweep.training.masking import MaskedSGD, float_masks
 
 
 def _sync(device):
@@ -34,14 +34,19 @@ def masked_step_ratio(name, device, batch, steps, density=0.1, repeats=7):
     x = torch.randn(batch, 3, 32, 32, generator=g).to(device)
     y = torch.randint(0, 10, (batch,), generator=g).to(device)
     masks = {n: torch.rand(p.shape, generator=g) < density for n, p in model.named_parameters() if p.dim() > 1}
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    enforcers = {"unmasked": MaskEnforcer(model, {}), "masked": MaskEnforcer(model, masks)}
-    times = {k: [] for k in enforcers}
+    named = list(model.named_parameters())
+    hp = training.TrainHparams(momentum=0.9, weight_decay=1e-4)
+    sgd = {"unmasked": MaskedSGD([p for _, p in named], float_masks(named, None), hp),
+           "masked": MaskedSGD([p for _, p in named], float_masks(named, masks), hp)}
+    lr, ok = torch.tensor(0.01, device=device), torch.tensor(True, device=device)
+    times = {k: [] for k in sgd}
 
     def run(kind):
         _sync(device)
         t = time.perf_counter()
-        masked_update(forward_loss(model, x, y), opt, enforcers[kind])
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        sgd[kind].step([p.grad for _, p in named], lr, ok)
+        model.zero_grad(set_to_none=True)
         _sync(device)
         return time.perf_counter() - t
 

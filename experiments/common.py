@@ -40,6 +40,9 @@ def parse_args(doc: str, argv=None) -> argparse.Namespace:
                                                         "local in-process cluster)")
     parser.add_argument("--wait-for-resources", action="store_true",
                         help="autoscaling cluster: start although the GPU nodes are not up yet")
+    parser.add_argument("--pack-size", default="auto", type=lambda v: v if v == "auto" else int(v),
+                        help="trials trained together per pack (the spec's pack_size; default: auto, 1: each "
+                             "trial alone)")
     loud = parser.add_mutually_exclusive_group()
     loud.add_argument("--verbose", action="store_true", help="Ray Tune's progress tables")
     loud.add_argument("--quiet", action="store_true", help="nothing but each study's summary line")
@@ -72,8 +75,8 @@ def frankle_panels(preset: str, storage: str, data_root: str | None, prefix: str
 def run(spec: sweep.StudySpec, args: argparse.Namespace, title: str) -> sweep.StudyRun:
     """Run one study (finished trials are kept) and print its summary."""
     verbose = 0 if args.quiet else 2 if args.verbose else 1
-    result = sweep.run_study(spec.replace(wait_for_resources=args.wait_for_resources), address=args.address,
-                             verbose=verbose)
+    result = sweep.run_study(spec.replace(wait_for_resources=args.wait_for_resources, pack_size=args.pack_size),
+                             address=args.address, verbose=verbose)
     print(f"== {title} [{spec.name}]: {result.ran} trials finished in this run, {result.skipped} already done, "
           f"{result.failed} failed, {result.dense_trainings} dense trainings ==")
     if len(result.frame) and not args.quiet:

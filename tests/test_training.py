@@ -9,6 +9,8 @@ import torch
 from torch import nn
 
 from raysweep import data, models, training
+from raysweep.data.dataset import Split, TensorDataSet
+from raysweep.data.sharding import shard_indices
 from raysweep.training import checkpoints
 from raysweep.training.schedule import learning_rate, parse_steps
 
@@ -102,6 +104,8 @@ def test_presets_match_paper_tables():
         p.replace(training_steps="lots")
     with pytest.raises(ValueError, match="momentum"):
         p.replace(momentum=1.5)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        p.replace(precision="fp16")
 
 
 # ---------- training ----------
@@ -283,9 +287,69 @@ def test_trains_through_the_dataloader_path(tmp_path):
     assert res.accuracy == training.evaluate(model, ds)["accuracy"]
 
 
-def test_divergence_stops_early(digits):
+def with_poison(ds, index, augmentation=None):
+    """A copy of in-memory `ds` (with another training augmentation if given) whose training example `index`
+    (unless None) is infinite: a batch that holds it has a loss that is not finite."""
+    splits = {k: Split(v.images.float(), v.labels) for k, v in ds._splits.items()}
+    if index is not None:
+        splits["train"].images[index] = float("inf")
+    return TensorDataSet(f"{ds.name}-poisoned", splits, num_classes=ds.num_classes, scale=ds.scale, mean=ds.mean,
+                         std=ds.std, augmentation=augmentation if augmentation is not None else ds.augmentation)
+
+
+def poison_at(n, seed, position):
+    """The example at `position` of seed's first-epoch order."""
+    return int(shard_indices(n, shuffle=True, seed=seed, epoch=0)[position])
+
+
+def test_divergence_freezes_the_weights_of_the_last_finite_step(digits, tmp_path):
     res = training.train(lenet(), digits, fast(lr=1e8, training_steps="5ep"), device="cpu")
     assert res.status == "diverged" and res.steps < 5 * 23 and len(res.history) == 1
+    # A non-finite loss at step 30 (mid-epoch: 90 steps per epoch): no update at that step, nor after.
+    hp = fast(training_steps="2ep", batch_size=16, weight_decay=1e-3)
+    poisoned = with_poison(digits, poison_at(1437, 1, 30 * 16 + 5))
+    model = lenet(2)
+    res = training.train(model, poisoned, hp, seed=1, checkpoint_dir=tmp_path, device="cpu")
+    assert (res.status, res.steps) == ("diverged", 30) and [h["step"] for h in res.history] == [30]
+    assert res.history[-1]["lr"] == hp.lr and 0 < res.history[-1]["train_loss"] < 3
+    state = checkpoints.load(tmp_path / "state.pt")
+    assert (state["status"], state["step"]) == ("diverged", 30)
+    clean = lenet(2)
+    training.train(clean, digits, hp.replace(training_steps="30it"), seed=1, device="cpu")
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), clean.parameters()))
+    # Resuming a diverged run trains no further.
+    again = training.train(lenet(2), poisoned, hp, seed=1, checkpoint_dir=tmp_path, device="cpu")
+    assert (again.status, again.steps, again.history) == ("diverged", 30, res.history)
+
+
+HOST_READS = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.__bool__, torch.Tensor.__float__,
+              torch.Tensor.__int__, torch.Tensor.__index__, torch.Tensor.numpy}
+
+
+class HostReads(torch.overrides.TorchFunctionMode):
+    """Counts the tensor values read on the host (each one waits for the device)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.count += func in HOST_READS
+        return func(*args, **(kwargs or {}))
+
+
+def host_reads(fn) -> int:
+    with HostReads() as reads:
+        fn()
+    return reads.count
+
+
+def test_no_host_read_per_step(digits):
+    # The same two epochs in 23 or 90 steps each: the values read on the host do not depend on the step count
+    # (they are read at evaluations only).
+    counts = [host_reads(lambda: training.train(lenet(), digits, fast(training_steps="2ep", batch_size=b),
+                                                device="cpu")) for b in (64, 16)]
+    assert counts[0] == counts[1] < 46
 
 
 # ---------- data parallel: two real gloo processes ----------
@@ -330,3 +394,35 @@ def test_data_parallel_two_gloo_processes(tmp_path):
     assert r0["history"][-1]["accuracy"] == pytest.approx(res.accuracy, abs=1 / 360)
     assert sorted(os.listdir(tmp_path / "ckpt0")) == ["state.pt", "step_5.pt"]
     assert not (tmp_path / "ckpt1").exists()  # only rank 0 writes
+
+
+def _ddp_diverge_worker(rank, port, out_dir, poison):
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        ds = with_poison(data.get("digits", validation=157), poison)
+        model = lenet(seed=0)
+        res = training.train(model, ds, fast(**HP_DDP), seed=1, device="cpu")
+        torch.save({"weights": model.state_dict(), "history": res.history, "status": res.status,
+                    "steps": res.steps}, out_dir / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_data_parallel_ranks_agree_on_divergence(tmp_path):
+    # Only rank 1's half of global batch 7 holds the infinite example (rank 1 takes odd positions of the order):
+    # rank 0's loss stays finite, yet both ranks stop at step 7 with the weights of step 7, as one process does.
+    import torch.multiprocessing as mp
+    poison = poison_at(1280, 1, 64 * 7 + 2 * 5 + 1)
+    mp.spawn(_ddp_diverge_worker, args=(_free_port(), tmp_path, poison), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2))
+    assert (r0["status"], r0["steps"]) == (r1["status"], r1["steps"]) == ("diverged", 7)
+    assert all(torch.equal(r0["weights"][k], r1["weights"][k]) for k in r0["weights"])
+    assert r0["history"] == r1["history"] and [h["step"] for h in r0["history"]] == [7]
+    single = lenet(seed=0)
+    res = training.train(single, with_poison(data.get("digits", validation=157), poison), fast(**HP_DDP), seed=1,
+                         device="cpu")
+    assert (res.status, res.steps) == ("diverged", 7)
+    for k, v in single.state_dict().items():
+        assert torch.allclose(v, r0["weights"][k], atol=1e-5), k

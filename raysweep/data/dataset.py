@@ -54,10 +54,14 @@ class TensorDataSet(DataSet):
         self.name, self._splits, self.num_classes = name, splits, int(num_classes)
         self.scale, self.mean, self.std, self.augmentation = scale, tuple(mean), tuple(std), augmentation
         self.input_shape = tuple(next(iter(splits.values())).images.shape[1:])
-        self._resident = {}  # (split, device) -> Split already copied there; evaluation reloads every epoch
+        self._resident = {}  # (split, device) -> Split copied there once: every loader, evaluation and packed member
+        # on that device reads this one copy
 
     def _on(self, split: str, device) -> Split:
-        key = (split, str(torch.device(device)))
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:0" must share one copy
+            device = torch.device("cuda", torch.cuda.current_device())
+        key = (split, str(device))
         if key not in self._resident:
             s = self._splits[split]
             self._resident[key] = Split(s.images.to(device), s.labels.to(device))

@@ -21,7 +21,9 @@ def random_shift(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, pad: int) 
     cols = (dx + pad).unsqueeze(1) + torch.arange(w, device=x.device)  # (B, W)
     batch = torch.arange(b, device=x.device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
-    return out.permute(0, 3, 1, 2).contiguous()
+    # clone, not contiguous(): with one channel the permuted view already counts as contiguous, and its strides
+    # (H*W, 1, W, 1) made torch's CPU convolution backward corrupt the heap (torch 2.14, one thread).
+    return out.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)
 
 
 def random_flip(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:

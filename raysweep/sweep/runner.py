@@ -14,6 +14,7 @@ reruns the trial (2 and 3 again, for those alone).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import logging
 import os
@@ -349,7 +350,11 @@ def _trial_phase(spec, ctx, storage, todo, broken, verbose, callbacks) -> bool:
             runnable.append(t)
     if not runnable:
         return False
-    jobs = [_job("masked", [t]) for t in runnable]
+    from . import packing
+    size = packing.pack_size(spec.pack_size, runnable, ctx, *packing.slots(spec))
+    jobs = [_job("masked", pack) for pack in packing.packs(runnable, size)]
+    if size > 1:
+        log.info("%d trial(s) in %d pack(s) of up to %d", len(runnable), len(jobs), size)
     errors, interrupted = _tune(spec, ctx, storage, jobs, "trials", verbose, callbacks)
     rows = _rows(storage, spec.name, runnable)
     for job in jobs:
@@ -368,16 +373,28 @@ _SHOWN = ("method", "sparsity", "seed", "ablation", "quota", "prune_at", "target
 
 
 def _job(kind: str, trials: list[Trial]) -> dict:
-    """One Tune trial: its readable name, its settings as Tune's config, and the trials it runs."""
+    """One Tune trial (a trial, a pack of trials, or a dense run): its readable name, its settings as Tune's config
+    (a setting that differs among a pack's members lists their values), and the trials it runs."""
     t = trials[0]
-    name = f"{t.method}"
-    if t.method != "dense":
-        name += f"-s{t.sparsity:g}"
-        name += "".join(f"-{v}" for v, d in ((t.ablation, "none"), (t.quota, "global"), (t.prune_at, "init"),
-                                              (t.target, "direct")) if v != d)
-    name = f"{name}-seed{t.seed}-{(t.dense_id if kind == 'dense' else t.trial_id)[:8]}"
+    if len(trials) > 1:
+        name = f"pack{len(trials)}-{t.model}-seeds{min(x.seed for x in trials)}-{max(x.seed for x in trials)}"
+    else:
+        name = f"{t.method}"
+        if t.method != "dense":
+            name += f"-s{t.sparsity:g}"
+            name += "".join(f"-{v}" for v, d in ((t.ablation, "none"), (t.quota, "global"), (t.prune_at, "init"),
+                                                  (t.target, "direct")) if v != d)
+        name += f"-seed{t.seed}"
+    ids = "".join(x.dense_id if kind == "dense" else x.trial_id for x in trials)
+    name = f"{name}-{(ids if len(trials) == 1 else hashlib.sha256(ids.encode()).hexdigest())[:8]}"
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    config = {"name": name, "kind": kind, "trial_id": t.trial_id, **{k: getattr(t, k) for k in _SHOWN}}
+
+    def setting(k):
+        values = list(dict.fromkeys(getattr(x, k) for x in trials))
+        return values[0] if len(values) == 1 else "|".join(map(str, values))
+
+    config = {"name": name, "kind": kind, "trials": len(trials), "trial_id": setting("trial_id"),
+              **{k: setting(k) for k in _SHOWN}}
     return {"name": name, "kind": kind, "config": config, "trials": [x.to_dict() for x in trials]}
 
 
@@ -444,7 +461,8 @@ def _tune_job(config: dict, jobs: dict, ctx: dict) -> None:
     it; a retry skips the trials already finished."""
     from ray import tune
 
-    from .trial import run_dense, run_masked
+    from .packing import run_pack
+    from .trial import run_dense
     ctx = _enter(ctx)
     job = jobs[config["name"]]
     trials = [Trial.from_dict(d) for d in job["trials"]]
@@ -460,28 +478,40 @@ def _tune_job(config: dict, jobs: dict, ctx: dict) -> None:
                                              "status": result.get("status"), "accuracy": result.get("accuracy"),
                                              "wall_time": result.get("wall_time")}]})
         return
+    todo = [t for t in trials if (row := results.read_row(storage, ctx.study, t.trial_id)) is None
+            or row["status"] not in results.FINISHED]   # a retried Tune trial skips its finished members
+    if len(todo) > 1 and not ctx.distributed:
+        outcomes = run_pack(todo, ctx, job["name"], report=tune.report)
+    else:
+        outcomes = {t.trial_id: _run_one(t, ctx, storage) for t in todo}
     summaries, errors = [], []
-    for trial in trials:
-        row = results.read_row(storage, ctx.study, trial.trial_id)
-        if row is not None and row["status"] in results.FINISHED:
-            continue
-        try:
-            if ctx.distributed:
-                _ray_train("masked", trial, ctx)
-                row = results.read_row(storage, ctx.study, trial.trial_id)
-            else:
-                row = run_masked(trial, ctx, report=tune.report)
-        except dense_store.DenseCorrupt as e:   # the driver retrains the dense run and reruns the trial
-            row = failed_row(trial, ctx, f"{DENSE_CORRUPT}: {e}")
+    for trial in todo:
+        row = outcomes[trial.trial_id]
+        if isinstance(row, dense_store.DenseCorrupt):   # the driver retrains the dense run and reruns the trial
+            row = failed_row(trial, ctx, f"{DENSE_CORRUPT}: {row}")
             results.write_row(storage, ctx.study, row)
-        except Exception as e:
-            row = failed_row(trial, ctx, e)
+        elif isinstance(row, Exception):
+            errors.append(row)
+            row = failed_row(trial, ctx, row)
             results.write_row(storage, ctx.study, row)
-            errors.append(e)
         summaries.append(_summary(row or {}))
     tune.report({"done": not errors, "rows": summaries})
     if errors:
         raise errors[0]
+
+
+def _run_one(trial: Trial, ctx: Context, storage: Storage):
+    """A trial alone (through Ray Train when distributed): its row, or the exception that stopped it."""
+    from ray import tune
+
+    from .trial import run_masked
+    try:
+        if ctx.distributed:
+            _ray_train("masked", trial, ctx)
+            return results.read_row(storage, ctx.study, trial.trial_id)
+        return run_masked(trial, ctx, report=tune.report)
+    except Exception as e:
+        return e
 
 
 class _Progress:

@@ -320,6 +320,10 @@ class StudySpec(RunFields):
     backend: Literal["torch", "xla"] = _f("torch", "'torch' (DDP; gloo on CPU, nccl on GPU) or 'xla' (torch-xla "
                                                    "on TPUs)")
     wait_for_resources: bool = _f(False, "start even if the cluster lacks the GPUs now (autoscaling clusters)")
+    pack_size: Annotated[int, Field(ge=1)] | Literal["auto"] = _f(
+        "auto", "trials of one model, data set and schedule trained together on one device as one batched "
+                "computation (training.train_packed); 'auto' sizes packs from the model, the batch and the memory a "
+                "trial's slot has; 1 trains each trial alone. Data-parallel trials (workers > 1) are never packed")
     max_failures: int = _f(1, "retries of a trial that raises before it is recorded as failed", ge=0)
     max_concurrent: int = _f(0, "trials running at once (0: as many as the cluster's resources allow, growing with "
                                 "an autoscaling cluster)", ge=0)

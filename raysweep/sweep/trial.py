@@ -109,8 +109,8 @@ class Workdir:
             self.storage.remove_dir(*self.parts)
 
 
-def _build(trial: Trial, ctx: Context):
-    ds = data.get(trial.data, ctx.data_root, download=False)
+def _build(trial: Trial, ctx: Context, ds=None):
+    ds = ds if ds is not None else data.get(trial.data, ctx.data_root, download=False)
     model = models.create(trial.model, num_classes=ds.num_classes, input_shape=ds.input_shape, seed=trial.seed,
                           init=trial.init, bn_init=trial.bn_init)
     return ds, model
@@ -133,7 +133,7 @@ def _rank() -> int:
     return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
 
 
-def _synced(workdir: Workdir, report):
+def synced(workdir: Workdir, report):
     def on_eval(step, m):
         if _rank() == 0:
             workdir.sync()
@@ -157,7 +157,7 @@ def run_dense(trial: Trial, ctx: Context, device=None, report=None) -> dict | No
         # (damaged) or never reached the storage: train it again from the start (same seed).
         (workdir.path / checkpoints.STATE_FILE).unlink(missing_ok=True)
     result = training.train(model, ds, hp, None, seed=trial.seed, save_steps=sorted(set(steps.values())),
-                            checkpoint_dir=workdir.path, device=device, on_eval=_synced(workdir, report))
+                            checkpoint_dir=workdir.path, device=device, on_eval=synced(workdir, report))
     if _rank() != 0:
         return None
     workdir.sync(force=True)
@@ -245,8 +245,22 @@ def _dense_outcome(trial: Trial, dense: dict) -> dict | None:
                       f"checkpoint(s) {missing} this trial starts from")
 
 
-def run_masked(trial: Trial, ctx: Context, device=None, report=None) -> dict | None:
-    """Prune and retrain; rank 0 writes the trial's row and returns it."""
+@dataclass
+class Prepared:
+    """A trial made ready to train: built, pruned and measured; `outcome` is set once it needs no (more) training."""
+    trial: Trial
+    ds: object
+    model: torch.nn.Module
+    masks: pruning.Masks
+    measured: dict
+    outcome: dict | None = None
+    workdir: Workdir | None = None
+    setup: float = 0.0    # seconds before training, over every attempt
+    start: int = 0        # the schedule step its retraining starts at
+
+
+def prepare(trial: Trial, ctx: Context, ds=None) -> Prepared:
+    """Everything a trial does before training (ds: the trial's data set, when the caller has it loaded)."""
     started = time.time()
     storage = Storage(ctx.storage)
     dense = None
@@ -255,40 +269,61 @@ def run_masked(trial: Trial, ctx: Context, device=None, report=None) -> dict | N
         if dense is None:
             raise dense_store.DenseCorrupt(f"the dense run {trial.dense_id} this trial needs is missing from "
                                            f"{storage.path(DENSE, trial.dense_id)}")
-    device = torch.device(device) if device is not None else training.loop.default_device()
-    measured, outcome = {}, _dense_outcome(trial, dense) if dense is not None else None
-    workdir = None
-    ds, model = _build(trial, ctx)
+    outcome = _dense_outcome(trial, dense) if dense is not None else None
+    ds, model = _build(trial, ctx, ds)
     masks = pruning.Masks.ones(model)
-    if outcome is None and trial.method == "dense":
+    if outcome is not None:
+        return Prepared(trial, ds, model, masks, {}, outcome)
+    if trial.method == "dense":
         model.load_state_dict(_dense_weights(ctx, dense, "end"))
-        measured = _measure(model, masks, ds)
-        outcome = dict(status=dense["status"], accuracy=dense["accuracy"], loss=dense["loss"], steps=dense["steps"],
-                       wall_time=dense["wall_time"], history=dense["history"])
-    elif outcome is None:
-        hp = trial.train_hparams()
-        workdir = Workdir(ctx, ctx.study, "scratch", trial.trial_id)
-        if trial.prune_at != "init":
-            model.load_state_dict(_dense_weights(ctx, dense, trial.prune_at))
-        masks = _masks(trial, ctx, model, ds, dense)
-        masks.apply(model)
-        if trial.rescale:
-            models.eoc_rescale(model, masks)
-        measured = _measure(model, masks, ds)
-        setup = workdir.setup_seconds(time.time() - started)
-        start = 0 if trial.retrain == "full" else step_of(trial.prune_at, ds, hp)
-        result = training.train(model, ds, hp, masks, seed=trial.seed, start_step=start,
-                                checkpoint_dir=workdir.path, device=device, on_eval=_synced(workdir, report))
-        outcome = dict(status=result.status, accuracy=result.accuracy, loss=result.loss, steps=result.steps,
-                       wall_time=setup + result.wall_time, history=result.history)
-    if ctx.metrics and outcome["status"] == "completed":
+        return Prepared(trial, ds, model, masks, _measure(model, masks, ds),
+                        dict(status=dense["status"], accuracy=dense["accuracy"], loss=dense["loss"],
+                             steps=dense["steps"], wall_time=dense["wall_time"], history=dense["history"]))
+    workdir = Workdir(ctx, ctx.study, "scratch", trial.trial_id)
+    if trial.prune_at != "init":
+        model.load_state_dict(_dense_weights(ctx, dense, trial.prune_at))
+    masks = _masks(trial, ctx, model, ds, dense)
+    masks.apply(model)
+    if trial.rescale:
+        models.eoc_rescale(model, masks)
+    measured = _measure(model, masks, ds)
+    start = 0 if trial.retrain == "full" else step_of(trial.prune_at, ds, trial.train_hparams())
+    return Prepared(trial, ds, model, masks, measured, workdir=workdir,
+                    setup=workdir.setup_seconds(time.time() - started), start=start)
+
+
+def trained(p: Prepared, result: training.TrainResult, share: int = 1) -> None:
+    """Set the outcome of a prepared trial from its training; a pack of `share` members charges each its share."""
+    p.outcome = dict(status=result.status, accuracy=result.accuracy, loss=result.loss, steps=result.steps,
+                     wall_time=p.setup + result.wall_time / share, history=result.history)
+
+
+def record(p: Prepared, ctx: Context, device, pack: str | None = None) -> dict | None:
+    """Measure the trained network and write the trial's row (rank 0, which returns it)."""
+    measured = dict(p.measured)
+    if ctx.metrics and p.outcome["status"] == "completed":
         ood = {name: data.get(name, ctx.data_root, download=False) for name in ctx.ood}
-        measured.update(metrics.evaluate_all(model.to(device), ds, ctx.metrics, masks=masks, ood=ood or None,
+        measured.update(metrics.evaluate_all(p.model.to(device), p.ds, ctx.metrics, masks=p.masks, ood=ood or None,
                                              device=device))
     if _rank() != 0:
         return None
-    row = {**base_row(trial, ctx), "device": str(device), **outcome, **measured}
-    results.write_row(storage, ctx.study, row)
-    if workdir is not None:
-        workdir.remove()
+    row = {**base_row(p.trial, ctx), "device": str(device), "pack": pack, **p.outcome, **measured}
+    results.write_row(Storage(ctx.storage), ctx.study, row)
+    if p.workdir is not None:
+        p.workdir.remove()
     return row
+
+
+def train_alone(p: Prepared, device, report=None) -> None:
+    """Retrain a prepared trial by itself (train(); data parallel under Ray Train) and set its outcome."""
+    trained(p, training.train(p.model, p.ds, p.trial.train_hparams(), p.masks, seed=p.trial.seed, start_step=p.start,
+                              checkpoint_dir=p.workdir.path, device=device, on_eval=synced(p.workdir, report)))
+
+
+def run_masked(trial: Trial, ctx: Context, device=None, report=None) -> dict | None:
+    """Prune and retrain; rank 0 writes the trial's row and returns it."""
+    device = torch.device(device) if device is not None else training.loop.default_device()
+    p = prepare(trial, ctx)
+    if p.outcome is None:
+        train_alone(p, device, report)
+    return record(p, ctx, device)

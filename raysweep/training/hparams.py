@@ -23,7 +23,9 @@ class TrainHparams:
     augment: bool | str = _f(True, "training augmentation: True (the data set's own, Frankle A.2), False (none) or "
                                    "a name of raysweep.data.augmentations() (a paper's own choice)")
     rewind_step: str = _f("0it", "the paper's lottery-ticket rewinding point ('Nep'/'Nit'); dense runs save it")
-    amp: bool = _f(True, "mixed precision on CUDA devices (ignored on CPU)")
+    precision: str = _f("amp", "'amp': float16 autocast with loss scaling on CUDA, float32 elsewhere; 'fp32': "
+                               "float32 everywhere; 'bf16': bfloat16 autocast on any device")
+    channels_last: bool = _f(False, "store images and convolution weights as NHWC (channels_last)")
     eval_batch_size: int = _f(1000, "batch size of evaluation passes")
 
     def __post_init__(self):
@@ -31,6 +33,9 @@ class TrainHparams:
             raise ValueError(f"batch sizes must be >= 1, got {self.batch_size} and {self.eval_batch_size}")
         if self.lr < 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ValueError(f"invalid lr={self.lr}, weight_decay={self.weight_decay} or momentum={self.momentum}")
+        from .precision import PRECISIONS
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if isinstance(self.lr_drops, list):
             object.__setattr__(self, "lr_drops", tuple(self.lr_drops))
         from ..data.tensor_pipeline import augmentation

@@ -1,99 +1,30 @@
-"""train(): masked SGD with the papers' schedules, checkpoints, resume, evaluation and divergence detection."""
+"""train(): one network, masked SGD with the papers' schedules, checkpoints, resume, evaluation and divergence.
+
+No training step waits for the host: finiteness and the training-loss sums stay on the device
+(run_state.Progress), and the host reads them at evaluations and save steps only.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import math
-import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from . import distributed as dist
-from .checkpoints import STATE_FILE, atomic_save, cpu_state_dict, load_state, weights_path
+from .checkpoints import cpu_state_dict
+from .evaluation import evaluate
 from .hparams import TrainHparams
-from .masking import MaskEnforcer
-from .schedule import learning_rate, parse_steps
-
-
-@dataclass
-class TrainResult:
-    status: str                 # "completed" or "diverged"
-    accuracy: float             # final evaluation accuracy on eval_split, in [0, 1]
-    loss: float                 # final evaluation mean cross-entropy
-    steps: int                  # schedule step reached (counting from 0, including start_step)
-    wall_time: float            # seconds spent in train(), summed over resumed attempts
-    history: list = field(default_factory=list)      # one dict per evaluation
-    checkpoints: dict = field(default_factory=dict)  # step -> path of step_<t>.pt
+from .masking import MaskedSGD, float_masks
+from .precision import LossScaler, Precision
+from .run_state import Progress, RunLog, TrainResult, rng_state, run_id, set_rng_state
+from .schedule import Schedule
 
 
 def default_device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
-
-
-def _unwrap(model):
-    return model.module if isinstance(getattr(model, "module", None), torch.nn.Module) else model
-
-
-@torch.no_grad()
-def evaluate(model, ds, split: str = "test", device=None, batch_size: int = 1000) -> dict:
-    """Accuracy and mean cross-entropy of `model` on `split`; sharded and summed across ranks when distributed."""
-    model = _unwrap(model)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    rank, world = dist.rank_and_world()
-    was_training = model.training
-    model.eval()
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, count
-    try:
-        for x, y in ds.loader(split, batch_size, shuffle=False, augment=False, seed=0, device=device, rank=rank,
-                              world_size=world):
-            out = model(x).float()
-            sums[0] += F.cross_entropy(out, y, reduction="sum").double()
-            sums[1] += (out.argmax(1) == y).sum()
-            sums[2] += len(y)
-    finally:
-        model.train(was_training)
-    sums = dist.all_reduce_sum(sums)
-    n = max(sums[2].item(), 1.0)
-    return {"accuracy": sums[1].item() / n, "loss": sums[0].item() / n}
-
-
-def _rng_state(device):
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state, device):
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def forward_loss(net, x, y, autocast=contextlib.nullcontext) -> torch.Tensor:
-    with autocast():
-        return F.cross_entropy(net(x), y)
-
-
-def masked_update(loss, optimizer, enforcer: MaskEnforcer, scaler=None) -> None:
-    """One SGD update from `loss` in which pruned weights, their gradients and momentum stay exactly zero."""
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is None:
-        loss.backward()
-        enforcer.apply_to_grads()
-        optimizer.step()
-    else:
-        scaler.scale(loss).backward()
-        enforcer.apply_to_grads()
-        scaler.step(optimizer)
-        scaler.update()
-    enforcer.apply_to_weights()
 
 
 def train(model: torch.nn.Module, ds, hparams: TrainHparams, masks: Mapping | None = None, *, seed: int = 0,
@@ -106,109 +37,106 @@ def train(model: torch.nn.Module, ds, hparams: TrainHparams, masks: Mapping | No
     the full training state, written at every epoch end and save step, and is resumed from when present.
     on_eval(step, metrics) is called after every epoch's evaluation on every rank.
     """
-    started = time.time()
     rank, world = dist.rank_and_world()
     device = torch.device(device) if device is not None else default_device()
     if hparams.batch_size % world:
         raise ValueError(f"batch_size {hparams.batch_size} is not divisible by the {world} data-parallel ranks")
     loader = ds.loader("train", hparams.batch_size // world, shuffle=True, augment=hparams.augment, seed=seed,
                        device=device, rank=rank, world_size=world)
-    spe = len(loader)
-    total = parse_steps(hparams.training_steps, spe)
-    drops = [parse_steps(d, spe) for d in hparams.lr_drops]
-    warmup = parse_steps(hparams.warmup_steps, spe)
-    if not 0 <= start_step <= total:
-        raise ValueError(f"start_step {start_step} is outside the schedule's {total} steps")
-    saves = {parse_steps(s, spe) for s in save_steps}
-    bad = sorted(s for s in saves if not start_step <= s <= total)
-    if bad:
-        raise ValueError(f"save_steps {bad} fall outside this run's steps [{start_step}, {total}]")
-    if saves and checkpoint_dir is None:
-        raise ValueError("save_steps given without a checkpoint_dir to write them to")
+    schedule = Schedule(hparams, len(loader), save_steps)
+    schedule.check_run(start_step, checkpoint_dir)
 
+    precision = Precision.of(hparams, device)
     model.to(device)
-    enforcer = MaskEnforcer(model, masks or {})
-    optimizer = torch.optim.SGD(model.parameters(), lr=hparams.lr, momentum=hparams.momentum,
-                                nesterov=hparams.nesterov, weight_decay=hparams.weight_decay)
-    run_id = {"hparams": dataclasses.asdict(hparams), "seed": seed, "start_step": start_step, "world_size": world}
-    state = dist.broadcast_object(load_state(checkpoint_dir) if checkpoint_dir is not None and rank == 0 else None)
+    if precision.channels_last:
+        model.to(memory_format=torch.channels_last)
+    named = list(model.named_parameters())
+    sgd = MaskedSGD([p for _, p in named], float_masks(named, masks), hparams)
+    scaler = LossScaler(device=device) if precision.loss_scaling else None
+    run = RunLog(run_id(hparams, seed, start_step, world), checkpoint_dir, start_step, writer=rank == 0)
+    state = dist.broadcast_object(run.load() if rank == 0 else None)
     if state is not None:
-        if state["run"] != run_id:
-            raise ValueError(f"{checkpoint_dir}/{STATE_FILE} belongs to a different run ({state['run']}); "
-                             f"use another checkpoint_dir")
+        run.resume(state)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(state["rng"], device)
-        step, status, history = state["step"], state["status"], state["history"]
-        checkpoints, wall_before, epoch_loss = state["checkpoints"], state["wall_time"], state["epoch_loss"]
+        sgd.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"], device)
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
     else:
         torch.manual_seed(seed)
-        step, status, history, checkpoints, wall_before, epoch_loss = start_step, "completed", [], {}, 0.0, [0.0, 0]
-    enforcer.apply_to_weights()
+    sgd.apply_masks()
     net = dist.wrap(model, device)
-
-    use_amp = hparams.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    if scaler is not None and state is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if use_amp else contextlib.nullcontext
-
-    def save_weights(t):
-        path = weights_path(checkpoint_dir, t)
-        if rank == 0:
-            atomic_save(cpu_state_dict(model), path)
-        checkpoints[t] = str(path)
+    progress = Progress((), device, run.epoch_loss)
+    step_t = torch.tensor(run.step, device=device)
+    buffers = list(model.buffers())
 
     def save_state():
-        if checkpoint_dir is None or rank != 0:
+        if not run.writes_state:
             return
-        atomic_save({"run": run_id, "model": cpu_state_dict(model), "optimizer": optimizer.state_dict(),
-                     "rng": _rng_state(device), "step": step, "status": status, "history": history,
-                     "checkpoints": checkpoints, "wall_time": wall_before + time.time() - started,
-                     "epoch_loss": epoch_loss, "scaler": scaler.state_dict() if scaler is not None else None},
-                    f"{checkpoint_dir}/{STATE_FILE}")
+        run.epoch_loss = progress.epoch_loss()
+        run.save_state(cpu_state_dict(model), sgd.state_dict(), rng_state(device),
+                       scaler.state_dict() if scaler is not None else None)
 
-    def evaluate_and_report(lr):
-        loss_sum = dist.all_reduce_sum(torch.tensor(epoch_loss, dtype=torch.float64, device=device))
-        record = {"step": step, "epoch": step / spe, "lr": lr,
-                  "train_loss": (loss_sum[0] / loss_sum[1]).item() if loss_sum[1] > 0 else float("nan"),
-                  **evaluate(model, ds, eval_split, device, hparams.eval_batch_size)}
-        history.append(record)
-        epoch_loss[:] = [0.0, 0]
+    def alive(step: int) -> bool:
+        """Host read of the device-side flags: settles the step reached and the status."""
+        if progress.alive.item():
+            run.step = step
+            return True
+        run.step, run.status = int(progress.diverged_at.item()), "diverged"
+        return False
+
+    def evaluate_and_report(lr_step: int):
+        sums = dist.all_reduce_sum(torch.tensor(progress.epoch_loss(), dtype=torch.float64, device=device))
+        record = run.record(schedule.lr(lr_step), schedule.steps_per_epoch,
+                            evaluate(model, ds, eval_split, device, hparams.eval_batch_size),
+                            (sums[0].item(), sums[1].item()))
+        progress.reset_epoch_loss()
         save_state()
         if on_eval is not None:
-            on_eval(step, dict(record))
+            on_eval(run.step, dict(record))
 
-    if step in saves and step not in checkpoints:
-        save_weights(step)
+    if run.step in schedule.saves and run.step not in run.checkpoints:
+        run.save_weights(run.step, lambda: cpu_state_dict(model))
     model.train()
-    lr = learning_rate(step, hparams.lr, drops, hparams.gamma, warmup)
-    while step < total and status == "completed":
-        epoch, offset = divmod(step, spe)
+    lr_step = run.step  # the step whose learning rate the next evaluation reports
+    while not run.finished(schedule.total):
+        step = run.step
+        epoch, offset = divmod(step, schedule.steps_per_epoch)
         loader.set_epoch(epoch, offset)
         for x, y in loader:
-            lr = learning_rate(step, hparams.lr, drops, hparams.gamma, warmup)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss = forward_loss(net, x, y, autocast)
-            loss_value = loss.item()
-            if not dist.all_true(math.isfinite(loss_value), device):
-                status = "diverged"
-                break
-            masked_update(loss, optimizer, enforcer, scaler)
+            lr_step = step
+            before = [b.clone() for b in buffers]
+            with precision.autocast():
+                out = net(precision.input(x))
+            loss = F.cross_entropy(out.float(), y)
+            finite = dist.backward(net, loss, torch.isfinite(loss), scaler.scale if scaler is not None else None)
+            with torch.no_grad():
+                for b, old in zip(buffers, before):  # a diverged run's forward passes leave no trace
+                    b.copy_(torch.where(progress.alive, b, old))
+            ok = progress.update(loss, finite, step_t)
+            grads = [p.grad for p in sgd.params]
+            if scaler is not None:  # as GradScaler: overflow is checked after the masks zero pruned gradients
+                sgd.mask_(grads)
+                found_inf = scaler.unscale_(grads)
+                scaler.update(found_inf, ok)
+                ok = ok & ~found_inf
+            sgd.step(grads, schedule.lr(step), ok)
+            for p in sgd.params:
+                p.grad = None
             step += 1
-            epoch_loss[0] += loss_value
-            epoch_loss[1] += 1
-            if step in saves:
-                save_weights(step)
+            step_t += 1
+            if step in schedule.saves:
+                if not alive(step):
+                    break
+                run.save_weights(step, lambda: cpu_state_dict(model))
                 save_state()
-            if step >= total:
+            if step >= schedule.total:
                 break
-        evaluate_and_report(lr)
-    if not history or history[-1]["step"] != step:
-        evaluate_and_report(lr)
+        if alive(step):
+            evaluate_and_report(lr_step)
+        else:
+            evaluate_and_report(run.step)
+    if run.needs_final_record():
+        evaluate_and_report(lr_step)
     save_state()
-    final = history[-1]
-    return TrainResult(status=status, accuracy=final["accuracy"], loss=final["loss"], steps=step,
-                       wall_time=wall_before + time.time() - started, history=history,
-                       checkpoints=dict(checkpoints))
+    return run.result()
