@@ -150,7 +150,9 @@ def test_failing_trials_are_retried_then_recorded_as_failed(tmp_path):
 
 
 def test_killed_driver_resumes_with_exactly_one_row_per_trial(tmp_path):
-    study = spec(tmp_path, name="resume", seeds=[0, 1], sparsities=[0.3, 0.9],
+    # each trial alone, so rows appear one by one (a pack writes its members' rows together; tests/test_packing.py
+    # resumes partly finished packs)
+    study = spec(tmp_path, name="resume", seeds=[0, 1], sparsities=[0.3, 0.9], pack_size=1,
                  hparams={"training_steps": "6ep", "lr_drops": ["4ep"]}, grids=[sweep.Grid(methods=["random",
                                                                                                   "magnitude"])])
     path = tmp_path / "resume.yaml"

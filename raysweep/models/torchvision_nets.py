@@ -1,25 +1,23 @@
-"""torchvision's ImageNet architectures (weights=None), adapted to the input channels and class count."""
+"""torchvision's ImageNet architectures (weights=None), adapted to the input channels and class count.
+
+torchvision is imported when one of them is built: importing it takes seconds, and checking a spec's model names
+(raysweep run, --dry-run) needs only the registry."""
 
 from __future__ import annotations
 
-import torchvision
 from torch import nn
 
 from .registry import BadArchitecture, register
 
-_RESNETS = {
-    18: torchvision.models.resnet18,
-    34: torchvision.models.resnet34,
-    50: torchvision.models.resnet50,
-    101: torchvision.models.resnet101,
-    152: torchvision.models.resnet152,
-}
+_RESNETS = (18, 34, 50, 101, 152)
+_WIDE = (50, 101)
 
 
-def _resnet(family: str, depth: int, num_classes: int) -> torchvision.models.ResNet:
+def _resnet(family: str, depth: int, num_classes: int) -> nn.Module:
+    import torchvision
     if depth not in _RESNETS:
-        raise BadArchitecture(f"{family} depth {depth} is not one of {sorted(_RESNETS)}")
-    return _RESNETS[depth](weights=None, num_classes=num_classes)
+        raise BadArchitecture(f"{family} depth {depth} is not one of {list(_RESNETS)}")
+    return getattr(torchvision.models, f"resnet{depth}")(weights=None, num_classes=num_classes)
 
 
 @register(r"imagenet_resnet_(\d+)", ("imagenet_resnet_18", "imagenet_resnet_50"), "depth 18, 34, 50, 101 or 152")
@@ -30,15 +28,13 @@ def imagenet_resnet(depth: int, *, num_classes: int, input_shape) -> nn.Module:
     return model
 
 
-_WIDE = {50: torchvision.models.wide_resnet50_2, 101: torchvision.models.wide_resnet101_2}
-
-
 @register(r"imagenet_wide_resnet_(\d+)", ("imagenet_wide_resnet_50",),
           "torchvision's Wide ResNet-50-2 / 101-2 (bottleneck width doubled), Liu et al.'s Wide ResNet-50")
 def imagenet_wide_resnet(depth: int, *, num_classes: int, input_shape) -> nn.Module:
+    import torchvision
     if depth not in _WIDE:
-        raise BadArchitecture(f"imagenet_wide_resnet depth {depth} is not one of {sorted(_WIDE)}")
-    model = _WIDE[depth](weights=None, num_classes=num_classes)
+        raise BadArchitecture(f"imagenet_wide_resnet depth {depth} is not one of {list(_WIDE)}")
+    model = getattr(torchvision.models, f"wide_resnet{depth}_2")(weights=None, num_classes=num_classes)
     if input_shape[0] != 3:
         model.conv1 = nn.Conv2d(input_shape[0], 64, 7, stride=2, padding=3, bias=False)
     return model
@@ -58,6 +54,7 @@ def tiny_resnet(depth: int, *, num_classes: int, input_shape) -> nn.Module:
 
 @register(r"mobilenet_v2", ("mobilenet_v2",), "torchvision MobileNetV2, width multiplier 1")
 def mobilenet_v2(*, num_classes: int, input_shape) -> nn.Module:
+    import torchvision
     model = torchvision.models.mobilenet_v2(weights=None, num_classes=num_classes)
     if input_shape[0] != 3:
         first = model.features[0][0]
