@@ -61,6 +61,14 @@ def test_pack_size_setting_auto_and_bad_values(tmp_path):
     assert packing.pack_size("auto", many, ctx, slots=1, slot_bytes=plenty) == packing.MAX_PACK
     assert packing.pack_size(3, trials, ctx, slots=2, slot_bytes=1) == 3                # as given
     assert packing.pack_size("auto", trials, Context(storage=str(tmp_path), study="p", workers=2), 2, plenty) == 1
+    # a batch whose arithmetic keeps a CPU core busy gains nothing from a pack there (packing.packable)
+    big_batch = sweep.expand(spec(tmp_path, hparams={**SHORT, "batch_size": 512}))   # 512 x 50,200 multiply-adds
+    assert packing.pack_size("auto", big_batch, ctx, slots=1, slot_bytes=plenty) == 1
+    # convolutions: packs pay on GPUs, not on CPUs (bench_packing.py), so 'auto' trains them alone there
+    conv = sweep.expand(spec(tmp_path, model="lenet_5"))
+    assert packing.pack_size("auto", conv, ctx, slots=1, slot_bytes=plenty) == 1
+    on_gpu = Context(storage=str(tmp_path), study="p", gpus_per_worker=1.0)
+    assert packing.pack_size("auto", conv, on_gpu, slots=1, slot_bytes=plenty) == 12
     for bad in (0, -2, "big", 2.5):
         with pytest.raises(SpecError, match="pack_size"):
             spec(tmp_path, pack_size=bad)
