@@ -14,6 +14,7 @@ import ray
 from raysweep import cli, results, sweep
 from raysweep.storage import Storage
 from raysweep.training import checkpoints
+from test_trust import _trial_pids
 
 pytestmark = pytest.mark.ray
 
@@ -43,23 +44,6 @@ def s3():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-
-
-def _trial_pids():
-    def parent(pid):
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            pid = int(entry)
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if f.read().startswith(b"ray::ImplicitFunc") and parent(parent(pid)) == os.getpid():
-                    found.append(pid)
-        except (ValueError, OSError):
-            continue
-    return found
 
 
 def test_a_killed_worker_resumes_from_the_remote_storage(s3, tmp_path):
