@@ -100,6 +100,14 @@ def accuracy_figure(script: str, doc: str, argv, studies) -> pd.DataFrame:
     return combined
 
 
+def write_tables(storage: str, script: str, frame: pd.DataFrame, text: str) -> None:
+    """Print a script's tables, then write its rows (results.parquet) and the tables (tables.txt)."""
+    print("\n" + text)
+    out = Outputs(storage, script)
+    written = [out.parquet(frame), out.text(text + "\n", "tables.txt")]
+    print("\nwrote " + ", ".join(written))
+
+
 class Outputs:
     """The files of one script: <storage>/<script>/<name>."""
 

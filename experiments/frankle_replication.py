@@ -140,10 +140,7 @@ def main(argv=None) -> pd.DataFrame:
     published = report.load_published(report.PUBLISHED)
     text = "\n\n".join(f"{name}: test accuracy (%)\n{table(combined, published, name, rows).to_string()}"
                        for name, rows in sorted(tables.items()))
-    print("\n" + text)
-    out = common.Outputs(args.storage, SCRIPT)
-    written = [out.parquet(combined), out.text(text + "\n", "tables.txt")]
-    print("\nwrote " + ", ".join(written))
+    common.write_tables(args.storage, SCRIPT, combined, text)
     return combined
 
 

@@ -266,10 +266,7 @@ def main(argv=None) -> pd.DataFrame:
     _, tables = layout(args.preset)
     text = "\n\n".join(f"{t.name}: test accuracy (%), mean ± std over seeds\n{table(combined, t).to_string()}"
                        for t in tables)
-    print("\n" + text)
-    out = common.Outputs(args.storage, SCRIPT)
-    written = [out.parquet(combined), out.text(text + "\n", "tables.txt")]
-    print("\nwrote " + ", ".join(written))
+    common.write_tables(args.storage, SCRIPT, combined, text)
     return combined
 
 
