@@ -28,6 +28,13 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One storage for the scripts whose smoke studies can share dense runs and studies, as they do at full size
+    (Figure 9 reads Figure 5's study); each script still writes its own output directory."""
+    return tmp_path_factory.mktemp("runs")
+
+
 def smoke(name, storage):
     return script(name).main(["--preset", "smoke", "--storage", str(storage)])
 
@@ -149,20 +156,20 @@ def test_fig2_benchmark_is_lottery_ticket_rewinding_to_each_networks_step():
     assert not any(t.prune_at == "end" for s in specs.values() for t in sweep.expand(s))
 
 
-def test_fig2_best_variants(tmp_path):
-    frame = finished(smoke("frankle_fig2", tmp_path))
+def test_fig2_best_variants(runs):
+    frame = finished(smoke("frankle_fig2", runs))
     # the digits preset rewinds to step 0: LTR keeps the trained mask and the initial weights
     assert keys(frame, "method", "ablation", "prune_at") == {
         ("dense", "none", "init"), ("random", "none", "init"), ("magnitude", "none", "init"),
         ("snip", "none", "init"), ("grasp_magnitude", "none", "init"), ("synflow", "shuffle", "init"),
         ("ltr", "none", "init")}
-    saved = pd.read_parquet(tmp_path / "frankle_fig2" / "results.parquet")
+    saved = pd.read_parquet(runs / "frankle_fig2" / "results.parquet")
     assert sorted(saved["trial_id"]) == sorted(frame["trial_id"])
-    png(tmp_path / "frankle_fig2" / "frankle_fig2.png")
+    png(runs / "frankle_fig2" / "frankle_fig2.png")
 
 
-def test_fig5_every_ablation_of_every_method(tmp_path):
-    frame = finished(smoke("frankle_fig5", tmp_path))
+def test_fig5_every_ablation_of_every_method(runs):
+    frame = finished(smoke("frankle_fig5", runs))
     pruned = frame[frame["method"] != "dense"]
     methods = script("frankle_fig5").methods("smoke")
     assert keys(pruned, "method", "ablation") == {(m, a) for m in methods
@@ -171,7 +178,7 @@ def test_fig5_every_ablation_of_every_method(tmp_path):
     for method in methods:
         by = {r["ablation"]: r["layer_sparsities"] for _, r in pruned[pruned["method"] == method].iterrows()}
         assert by["shuffle"] == pytest.approx(by["none"])
-    png(tmp_path / "frankle_fig5" / "frankle_fig5_lenet_300_100.png")
+    png(runs / "frankle_fig5" / "frankle_fig5_lenet_300_100.png")
 
 
 def test_fig6_and_fig11_share_one_study_at_the_highest_matching_sparsity(tmp_path):
@@ -215,23 +222,23 @@ def test_fig7_prunes_at_every_step_from_one_dense_run_per_seed(tmp_path):
     png(tmp_path / "frankle_fig7" / "frankle_fig7.png")
 
 
-def test_fig8_baselines(tmp_path):
-    frame = finished(smoke("frankle_fig8", tmp_path))
+def test_fig8_baselines(runs):
+    frame = finished(smoke("frankle_fig8", runs))
     # the digits preset rewinds to step 0: LTR keeps the trained mask and the initial weights
     assert keys(frame, "method", "prune_at") == {("dense", "init"), ("random", "init"), ("magnitude", "init"),
                                                   ("magnitude", "end"), ("ltr", "init")}
-    png(tmp_path / "frankle_fig8" / "frankle_fig8.png")
+    png(runs / "frankle_fig8" / "frankle_fig8.png")
 
 
-def test_fig9_grasp_variants_share_figure_5s_study(tmp_path):
-    frame = finished(smoke("frankle_fig9", tmp_path))
+def test_fig9_grasp_variants_share_figure_5s_study(runs):
+    frame = finished(smoke("frankle_fig9", runs))
     assert keys(frame, "method", "ablation") == {("dense", "none"), ("grasp", "none"), ("grasp", "invert"),
                                                   ("grasp_magnitude", "none")}
     assert set(frame["study"]) == {"frankle-fig5-smoke"}
-    png(tmp_path / "frankle_fig9" / "frankle_fig9.png")
+    png(runs / "frankle_fig9" / "frankle_fig9.png")
 
 
-def test_fig10_synflow_replication_sparsities_and_settings(tmp_path):
+def test_fig10_synflow_replication_sparsities_and_settings(runs):
     fig10 = script("frankle_fig10")
     # "between 0% and 99.9% at intervals of an additional 50% sparsity (e.g., 50% sparsity, 75% sparsity, ...)"
     assert fig10.SPARSITIES[:4] == [0.0, 0.5, 0.75, 0.875] and fig10.SPARSITIES[-1] == pytest.approx(0.999, abs=5e-4)
@@ -241,12 +248,12 @@ def test_fig10_synflow_replication_sparsities_and_settings(tmp_path):
                                                           ("tiny_resnet_18", "tinyimagenet")}
     modified = training.preset("frankle_cifar_modified_resnet18")   # "lr=0.2, batch size=256, drop factor=0.1"
     assert (modified.lr, modified.batch_size, modified.gamma) == (0.2, 256, 0.1)
-    frame = finished(smoke("frankle_fig10", tmp_path))
+    frame = finished(smoke("frankle_fig10", runs))
     assert keys(frame, "method") == {("dense",), ("random",), ("magnitude",), ("snip",), ("grasp",), ("synflow",)}
-    png(tmp_path / "frankle_fig10" / "frankle_fig10.png")
+    png(runs / "frankle_fig10" / "frankle_fig10.png")
 
 
-def test_replication_tables_set_our_numbers_beside_the_papers(tmp_path):
+def test_replication_tables_set_our_numbers_beside_the_papers(runs):
     replication = script("frankle_replication")
     paper = replication.studies("paper", "runs", None)
     wanted = published("frankle_replication.csv")
@@ -258,9 +265,9 @@ def test_replication_tables_set_our_numbers_beside_the_papers(tmp_path):
         assert spec.seeds == [0, 1, 2, 3, 4]   # "the average across five replicates"
         if setting.model in ("cifar_vgg_19", "wide_resnet_32_2"):
             assert spec.training.startswith("wang_cifar")   # "the hyperparameters of the GraSP implementation"
-    frame = finished(smoke("frankle_replication", tmp_path))
+    frame = finished(smoke("frankle_replication", runs))
     assert keys(frame, "method", "sparsity") == {("dense", 0.0), ("snip", 0.9), ("grasp", 0.9)}
-    text = (tmp_path / "frankle_replication" / "tables.txt").read_text()
+    text = (runs / "frankle_replication" / "tables.txt").read_text()
     assert "Table 3" in text and "Table 5" in text and "this run" in text
 
 
@@ -362,9 +369,9 @@ def test_fig4_default_runs_fashion_mnist_when_it_can_be_had_and_digits_otherwise
     assert "running scikit-learn digits instead" in capsys.readouterr().out
 
 
-def test_fig4_smoke(tmp_path, capsys):
-    frame = finished(smoke("fig4", tmp_path))
+def test_fig4_smoke(runs, capsys):
+    frame = finished(smoke("fig4", runs))
     assert keys(frame, "method", "prune_at") == {("dense", "init"), ("magnitude", "end"), *(
         (m, "init") for m in ("random", "magnitude", "snip", "grasp", "synflow"))}
     assert "fig4: data digits (scikit-learn, 8x8)" in capsys.readouterr().out
-    png(tmp_path / "fig4" / "fig4.png")
+    png(runs / "fig4" / "fig4.png")

@@ -77,7 +77,10 @@ def test_tiny_grid_end_to_end_with_one_dense_training(tmp_path, capsys):
 
 
 def test_two_ray_train_workers_match_one(tmp_path):
-    one = sweep.run_study(spec(tmp_path / "one"), verbose=0).frame.iloc[0]
+    from raysweep.sweep.trial import Context, run_masked
+    # the same trial run in this process, with no Ray at all: how a trial runs never changes its id or its outcome
+    alone = spec(tmp_path / "one")
+    one = run_masked(sweep.expand(alone)[0], Context(storage=alone.storage, study=alone.name))
     two = sweep.run_study(spec(tmp_path / "two", workers=2), verbose=0).frame.iloc[0]
     assert one["trial_id"] == two["trial_id"] and (one["workers"], two["workers"]) == (1, 2)
     assert two["status"] == "completed"

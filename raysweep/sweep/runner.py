@@ -66,17 +66,19 @@ class StudyRun:
     stale: int = 0            # rows of trials the spec no longer has (kept on disk, not in frame)
 
 
-def connect(address: str | None = None, log_to_driver: bool = True) -> None:
-    """Attach to the cluster at `address` / $RAY_ADDRESS, or start a local one in-process."""
+def connect(address: str | None = None, log_to_driver: bool = True) -> bool:
+    """Attach to the cluster at `address` / $RAY_ADDRESS, or start a local one in-process. Returns whether this call
+    connected (False: the caller had connected already)."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address)   # resources belong to the cluster: passing num_cpus here is an error
     else:
         ray.init(include_dashboard=False, log_to_driver=log_to_driver)
+    return True
 
 
 def _needs(spec: StudySpec) -> tuple[float, float]:
@@ -228,7 +230,7 @@ def run_study(spec: StudySpec, address: str | None = None, verbose: int = 1, cal
         todo = planned.todo
         trainings, interrupted = 0, False
         if todo:
-            connect(address, log_to_driver=verbose >= 2)
+            connected = connect(address, log_to_driver=verbose >= 2)
             check_resources(spec)
             ctx = _context(spec, storage, trials)
             try:
@@ -247,6 +249,12 @@ def run_study(spec: StudySpec, address: str | None = None, verbose: int = 1, cal
                     todo = corrupt
             except KeyboardInterrupt:   # Ctrl-C: the rows written so far stand; the summary counts only those
                 interrupted = True
+                if connected:
+                    # Ray's processes block SIGINT, so trials would go on writing rows after the count. Shutting
+                    # down a local Ray returns once its workers are dead; on a cluster, the actors this driver owns
+                    # die with its connection.
+                    import ray
+                    ray.shutdown()
         rows = _rows(storage, spec.name, planned.todo)
         finished_now = sum(r["status"] in results.FINISHED for r in rows.values())
         failed = sum(r["status"] == "failed" for r in rows.values())
