@@ -15,6 +15,7 @@ import ray
 from torch import nn
 
 from raysweep import models, sweep, training
+from test_experiments_frankle import number
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 hayou = importlib.import_module("hayou_tables")
@@ -141,14 +142,6 @@ def test_smoke_runs_every_kind_of_line(smoke):
         for line in table.lines:   # every line of every table has a number
             cells = [c for c in block.splitlines() if c.startswith(line) or f" {line} " in f" {c} "]
             assert cells and "±" in cells[0], (table.name, line)
-
-
-def number(frame, **where):
-    rows = frame
-    for column, value in where.items():
-        rows = rows[rows[column] == value]
-    assert len(rows) == 1, where
-    return rows.iloc[0]["mean"], rows.iloc[0]["std"]
 
 
 def test_published_hayou_numbers_read_by_hand_from_the_tables():

@@ -21,10 +21,9 @@ from raysweep.storage import Storage
 from raysweep.sweep import dense as dense_store
 from raysweep.sweep.lease import Lease
 from raysweep.training import checkpoints
+from test_sweep_ray import spec
 
 pytestmark = pytest.mark.ray
-
-SHORT = {"training_steps": "2ep", "lr_drops": ["1ep"]}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -32,13 +31,6 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
-
-
-def spec(tmp_path, **changes):
-    base = dict(name="s", storage=str(tmp_path), seeds=[0], sparsities=[0.5], hparams=SHORT, dense=False,
-                grids=[sweep.Grid(methods=["random"])])
-    base.update(changes)
-    return sweep.StudySpec(**base)
 
 
 def test_a_diverged_dense_run_makes_its_dependents_diverged_once_and_never_retried(tmp_path):
