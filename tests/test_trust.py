@@ -130,7 +130,8 @@ def _wait_for(predicate, timeout, what):
 
 
 def test_ctrl_c_exits_130_and_counts_only_the_rows_that_exist(tmp_path):
-    study = spec(tmp_path, name="int", seeds=[0, 1], sparsities=[0.3, 0.6, 0.9],
+    # each trial alone, so that rows land one by one (two packs of six could finish before the signal arrives)
+    study = spec(tmp_path, name="int", seeds=[0, 1], sparsities=[0.3, 0.6, 0.9], pack_size=1,
                  hparams={"training_steps": "8ep", "lr_drops": []}, grids=[sweep.Grid(methods=["random", "magnitude"])])
     path = tmp_path / "int.yaml"
     path.write_text(yaml.safe_dump(study.to_dict()))
