@@ -1,7 +1,10 @@
 """Checksums that travel inside every file raysweep writes, so a damaged file is caught when it is read, never used.
 
-Torch checkpoints hold {"format", "digest", "payload"}: the digest covers the payload's content (every tensor's dtype,
-shape and bytes, every other value's repr), so a flipped byte in a weight changes it however torch laid the file out.
+Torch checkpoints hold {"format", "owner", "digest", "payload"}: the owner names what the file belongs to (a run's id
+and what it depends on), and the digest covers the owner and the payload's content (every tensor's dtype, shape and
+bytes, every other value's repr), so a flipped byte in a weight changes it however torch laid the file out. A checksum
+proves a file intact, not that it is the file its reader wants: a reader names the owner it expects, and a file of
+another owner raises Corrupt as a damaged one does, so that it is set aside and never used.
 JSON files hold their digest under "digest"; Parquet row files carry theirs in the file's key-value metadata (see
 raysweep.results). A file whose digest does not match raises Corrupt, naming the file.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-TORCH_FORMAT = "raysweep-checkpoint/1"
+TORCH_FORMAT = "raysweep-checkpoint/2"   # /1 named no owner: whose it is cannot be checked, so it is not read
 
 
 class Corrupt(ValueError):
@@ -50,17 +53,28 @@ def digest(obj) -> str:
     return h.hexdigest()
 
 
-def seal(payload) -> dict:
-    """What torch.save writes for `payload`: the payload and its content digest."""
-    return {"format": TORCH_FORMAT, "digest": digest(payload), "payload": payload}
+def seal(payload, owner: dict) -> dict:
+    """What torch.save writes for `payload`: the payload, what it belongs to, and the digest of both."""
+    return {"format": TORCH_FORMAT, "owner": owner, "digest": digest([owner, payload]), "payload": payload}
 
 
-def unseal(loaded, where):
-    """The payload of a sealed checkpoint; Corrupt unless its digest matches."""
+def _belongs(theirs, ours: dict) -> str:
+    if isinstance(theirs, dict):   # name only what differs: the rest is long and the same
+        keys = [k for k in {**theirs, **ours} if theirs.get(k) != ours.get(k)]
+        theirs, ours = {k: theirs.get(k) for k in keys}, {k: ours.get(k) for k in keys}
+    return f"belongs to {theirs}, not {ours}"
+
+
+def unseal(loaded, where, owner: dict | None = None):
+    """The payload of a sealed checkpoint; Corrupt unless its digest matches and, when `owner` is given, the file
+    belongs to it (owner=None reads any intact file, for inspection only)."""
     if not isinstance(loaded, dict) or loaded.get("format") != TORCH_FORMAT or "payload" not in loaded:
-        raise Corrupt(where, "not a raysweep checkpoint (no recorded checksum)")
-    if digest(loaded["payload"]) != loaded.get("digest"):
+        raise Corrupt(where, "not a raysweep checkpoint naming its owner (no recorded checksum, or written by an "
+                             "older raysweep)")
+    if digest([loaded.get("owner"), loaded["payload"]]) != loaded.get("digest"):
         raise Corrupt(where, "its content does not match the checksum recorded when it was written")
+    if owner is not None and loaded["owner"] != owner:
+        raise Corrupt(where, _belongs(loaded["owner"], owner))
     return loaded["payload"]
 
 

@@ -68,8 +68,10 @@ def with_labels(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary(df: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
-    """Table of 'mean ± std (n)' of `value` in percent: lines x sparsities."""
+    """Table of 'mean ± std (n)' of `value` in percent: lines x sparsities; empty when no trial finished."""
     df = with_labels(df)
+    if value not in df:   # every row failed, and a failed row has no metric columns
+        return pd.DataFrame(index=pd.Index([], name="line"))
     grouped = df.groupby(["line", "sparsity"])[value].agg(["mean", "std", "count"]).reset_index()
     grouped["cell"] = [f"{100 * m:.1f} ± {100 * (0 if math.isnan(s) else s):.1f} ({n})"
                        for m, s, n in zip(grouped["mean"], grouped["std"], grouped["count"])]

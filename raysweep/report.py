@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.fs as pafs
-import yaml
 
 from . import plots, results
 from .storage import Storage, name_of, split
@@ -152,7 +151,7 @@ def _kind(storage: Storage, *parts: str) -> str | None:
 def study_cost(storage: Storage, *parts: str, include_stale: bool = False) -> dict:
     """Trials by status and the CPU-/GPU-hours of the study at `parts`: each row's wall time times the resources
     it held."""
-    spec = yaml.safe_load(storage.read_bytes(*parts, "spec.yaml")) or {}
+    spec = results.recorded_spec(storage, *parts) or {}
     frame = results.load(_uri(storage, *parts), include_stale=include_stale)
     cpus, gpus = float(spec.get("cpus_per_worker", 1.0)), float(spec.get("gpus_per_worker", 0.0))
     held = frame.get("wall_time", pd.Series(0.0, index=frame.index)).fillna(0.0) * \
@@ -264,6 +263,10 @@ def main(argv=None) -> str:
     parser.add_argument("--include-stale", action="store_true",
                         help="also the rows of trials a study's current spec no longer has")
     args = parser.parse_args(argv)
-    target = write(args.dir, args.output, args.published, args.include_stale)
+    try:
+        target = write(args.dir, args.output, args.published, args.include_stale)
+    except (OSError, ValueError) as e:   # nothing there, a URI no file system knows, an unreachable store
+        from .cli import _unusable
+        raise _unusable(args.dir, e) from None
     print(f"wrote {target}")
     return target

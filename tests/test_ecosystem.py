@@ -1,9 +1,6 @@
 """raysweep as a Ray Tune and pandas user expects it: trials Tune can read, callbacks that get them, quiet progress,
 typed Parquet columns, and failed trials that say what went wrong."""
 
-import io
-import json
-import time
 
 import pandas as pd
 import pyarrow as pa
@@ -14,7 +11,6 @@ import ray
 from ray import tune
 
 from raysweep import cli, results, sweep
-from raysweep.storage import Storage
 
 pytestmark = pytest.mark.ray
 
@@ -57,7 +53,7 @@ def study(tmp_path_factory):
                            dense=False, plugins=[str(plugin)], max_failures=0,
                            grids=[{"methods": ["snip", "broken_on_purpose"]}])
     recorder = Recorder()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     run = sweep.run_study(spec, verbose=0, callbacks=[recorder])
     yield spec, run, recorder, tmp_path
     ray.shutdown()
@@ -115,20 +111,6 @@ def test_rows_have_native_arrow_types_and_a_schema_version(study):
     loaded = results.load(str(tmp_path / "eco"))
     assert isinstance(loaded.loc[loaded["method"] == "snip", "layer_sparsities"].iloc[0], dict)
     assert isinstance(loaded["finished_at"].dtype, pd.DatetimeTZDtype)
-
-
-def test_rows_written_before_typed_columns_are_still_read(tmp_path):
-    # schema 1: JSON text in history and layer_sparsities, seconds since the epoch in finished_at, no checksum
-    old = pa.Table.from_pylist([{"trial_id": "0123456789abcdef", "status": "completed", "accuracy": 0.9,
-                                 "history": json.dumps([{"step": 1, "accuracy": 0.5}]),
-                                 "layer_sparsities": json.dumps({"0.weight": 0.5}), "finished_at": 1.7e9}])
-    buffer = io.BytesIO()
-    pq.write_table(old, buffer)
-    Storage(str(tmp_path)).write_bytes(buffer.getvalue(), "old", "trials", "0123456789abcdef.parquet")
-    frame = results.load(str(tmp_path / "old"))
-    row = frame.iloc[0]
-    assert row["history"] == [{"step": 1, "accuracy": 0.5}] and row["layer_sparsities"] == {"0.weight": 0.5}
-    assert row["finished_at"] == pd.Timestamp(1.7e9, unit="s", tz="UTC")
 
 
 def test_a_logger_whose_package_is_missing_is_a_spec_error():

@@ -116,7 +116,7 @@ def test_table_puts_the_unpruned_network_in_the_first_column_and_table4_by_depth
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     storage = tmp_path_factory.mktemp("hayou")
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
     try:
         frame = hayou.main(["--preset", "smoke", "--storage", str(storage)])
     finally:

@@ -50,7 +50,7 @@ LENET = 64 * 300 + 300 * 100 + 100 * 10   # prunable weights of LeNet-300-100 on
 def outputs(tmp_path_factory):
     """Script name -> (the frame main() returned, its output directory); all scripts run once."""
     storage = tmp_path_factory.mktemp("runs")
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
     try:
         # The union of the Vysogorets scripts' grids in one Tune run per study first (the scripts then find every
         # trial they need done): three Tune starts instead of seven on this small machine.

@@ -628,3 +628,33 @@ def test_vgg19_and_liu_cifar_resnets_match_the_published_sizes():
         count = num_params(models.create(f"cifar_resnet_{depth}"))
         assert count == hand_count_cifar_resnet(depth, 16)
         assert 0 < count - published < 0.02 * published, depth
+
+
+# ---------------------------------------------------------------------------------------------------- sizes
+
+
+@pytest.mark.parametrize("name", ["cifar_resnet_20", "cifar_resnet_8_4", "wide_resnet_32_2", "stable_resnet_14_3",
+                                  "cifar_resnet_14_5_tanh", "stable_resnet_8_2_tanh", "vanilla_cnn_3_7",
+                                  "cifar_vgg_11", "cifar_vgg_16x3", "cifar_vgg_13x2_nobn", "cifar_vgg2_16", "lenet_5",
+                                  "imagenet_resnet_34"])
+@pytest.mark.parametrize("num_classes,input_shape", [(10, (3, 32, 32)), (7, (1, 8, 8))])
+def test_a_models_size_is_known_from_its_name_as_built(name, num_classes, input_shape):
+    model = models.create(name, num_classes=num_classes, input_shape=input_shape)
+    built = models.Size(sum(p.numel() for p in model.parameters()),
+                        sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules()))
+    assert models.size(name, num_classes, input_shape) == built
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("cifar_resnet_200000", "3,240,481,754 parameters in 200,002 layers"),   # deep: 138 s and 5.4 GB to build
+    ("wide_resnet_32_20000", "185,344,070,720,010 parameters"),              # wide: 740 TB of weights
+    ("cifar_resnet_200000_1", "200,002 layers"),                             # few parameters, 10^5 blocks
+    ("cifar_vgg_16x100", "1,628,655,306 parameters"),
+])
+def test_a_network_too_large_is_refused_from_its_name_at_once(name, fragment):
+    import time
+    started = time.monotonic()
+    for check in (models.size, models.create):
+        with pytest.raises(models.BadArchitecture, match=fragment):
+            check(name, 10, (3, 32, 32))
+    assert time.monotonic() - started < 1

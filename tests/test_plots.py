@@ -60,3 +60,11 @@ def test_accuracy_vs_sparsity_writes_a_png(tmp_path):
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(KeyError):
         plots.accuracy_figure({"a": rows()}, value="no_such_metric")
+
+
+def test_the_summary_of_rows_that_all_failed_is_an_empty_table():
+    # a failed row has no metric columns: the table has no line to show, and no 'accuracy' column to read
+    failed = pd.DataFrame([dict(method=m, prune_at="init", sparsity=s, seed=0, status="failed", error="KeyError")
+                           for m, s in (("dense", 0.0), ("snip", 0.5))])
+    assert plots.summary(failed).empty
+    assert plots.summary(pd.concat([failed, rows()])).equals(plots.summary(rows()))   # failed rows are left out

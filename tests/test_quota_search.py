@@ -27,7 +27,7 @@ TINY = {"hparams": {"training_steps": "2ep", "lr_drops": []}, "seeds": [0, 1], "
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

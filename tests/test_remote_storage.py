@@ -4,7 +4,6 @@ storage, as a preempted node's run would on another node."""
 
 import os
 import signal
-import socket
 import threading
 import time
 
@@ -14,6 +13,7 @@ import ray
 from raysweep import cli, results, sweep
 from raysweep.storage import Storage
 from raysweep.training import checkpoints
+from s3_server import moto_endpoint, uri
 from test_trust import _trial_pids
 
 pytestmark = pytest.mark.ray
@@ -23,33 +23,16 @@ BUCKET = "raysweep-test"
 
 @pytest.fixture(scope="module")
 def s3():
-    from moto.server import ThreadedMotoServer
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    # credentials as a cluster node gets them (environment or instance profile), before Ray starts its workers
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    import pyarrow.fs as pafs
-    pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", region="us-east-1",
-                      allow_bucket_creation=True).create_dir(BUCKET)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield f"s3://{BUCKET}/runs?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
-    ray.shutdown()
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with moto_endpoint(BUCKET) as endpoint:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        yield uri(endpoint, f"{BUCKET}/runs")
+        ray.shutdown()
 
 
 def test_a_killed_worker_resumes_from_the_remote_storage(s3, tmp_path):
     storage = Storage(s3)
     assert not storage.local
-    study = sweep.StudySpec(name="remote", storage=s3, seeds=[0], sparsities=[0.9], upload_every=0.0,
+    study = sweep.StudySpec(name="remote", storage=s3, seeds=[0], sparsities=[0.9], upload_every=0.5,
                             hparams={"training_steps": "60ep", "lr_drops": []},
                             grids=[sweep.Grid(methods=["magnitude"], prune_at=["end"])])
     dense_id = sweep.expand(study)[0].dense_id
@@ -69,6 +52,7 @@ def test_a_killed_worker_resumes_from_the_remote_storage(s3, tmp_path):
     thread.join(timeout=900)
     run = box["run"]
     assert run.dense_trainings == 1 and run.failed == 0 and set(run.frame["status"]) == {"completed"}
+    assert run.path == storage.uri_of("remote")   # the summary names the study by its URI, scheme included
     dense = run.frame[run.frame["method"] == "dense"].iloc[0]
     assert reached > 0 and dense["steps"] == 60 * 23 and len(dense["history"]) == 60
     # resumed, not restarted: the retry (a new process with an empty local directory) took the state from the

@@ -29,7 +29,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
     try:
         frame = fig4.main(["--preset", "smoke", "--storage", str(root)])
     finally:

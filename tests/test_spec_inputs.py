@@ -14,6 +14,10 @@ import yaml
 from raysweep import cli, results, sweep
 
 SMALL = "name: s\nstorage: {storage}\nseeds: [0]\nsparsities: [0.5]\nhparams: {{training_steps: 2ep, lr_drops: [1ep]}}\n"
+# 500 bytes of YAML that stand for 9^9 strings: anything that quotes or walks them whole never answers
+BOMB = ("a: &a ['lol','lol','lol','lol','lol','lol','lol','lol','lol']\n"
+        + "".join(f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+                  for p, c in zip("abcdefgh", "bcdefghi")))
 
 # (spec file text, the lines the CLI must print) -- every case is a mistake a user makes in seconds
 CASES = [
@@ -21,7 +25,7 @@ CASES = [
     ("", ["spec: the spec is empty"]),
     ("gpus_per_worker: one\n", ["gpus_per_worker: Input should be a valid number (got 'one')"]),
     ("cpus_per_worker: '2'\n", ["cpus_per_worker: Input should be a valid number (got '2')"]),
-    ("hparams: {lr: fast}\n", ["hparams: lr: Input should be a valid number (got 'fast')"]),
+    ("hparams: {lr: fast}\n", ["hparams.lr: Input should be a valid number (got 'fast')"]),
     ("sparsities: ['0.5']\n", ["sparsities[0]: Input should be a valid number (got '0.5')"]),
     ("seeds: [true]\n", ["seeds[0]: Input should be a valid integer (got True)"]),
     ("dense: 'no'\n", ["dense: Input should be a valid boolean (got 'no')"]),
@@ -39,6 +43,42 @@ CASES = [
                               "machine has 0"]),
     ("model: cifar_resnet_20\ndata: cifar10\ntraining: frankle_cifar_resnet20\ndata_root: {missing}\n",
      ["data: data set 'cifar10' not found at {missing}/cifar-10-batches-py"]),
+    # a name is one directory under storage: '..' would put the study's files (and its spec.yaml) beside it
+    ("name: '..'\n", ["name: '..' is not a study's name"]),
+    ("name: '.'\n", ["name: '.' is not a study's name"]),
+    ("name: a/b\n", ["name: 'a/b' holds '/'"]),
+    ('name: "a\\0b"\n', ["name: 'a\\x00b' holds '\\x00'"]),
+    ('name: "a\\nb"\n', ["name: 'a\\nb' holds '\\n'"]),
+    (f"name: {'n' * 300}\n", ["is 300 bytes long; a study's name holds at most 200"]),
+    # validation that would expand a bomb, a grid or a network before answering
+    (BOMB + "name: *i\n", ["name: Input should be a valid string (got [[[...], [...]", "a: unknown field"]),
+    (BOMB + "seeds: *i\n", ["seeds[0]: Input should be a valid integer (got [[[...]"]),
+    (BOMB + "hparams: {lr_drops: *i}\n", ["hparams.lr_drops: Input should be a valid string (got [[[...]"]),
+    (f"seeds: {list(range(10_000))}\nsparsities: {[i / 1000 for i in range(1000)]}\n",
+     ["grids: 50,010,000 trials exceed --max-trials 100000"]),
+    ("model: cifar_resnet_200000\n", ["model: cifar_resnet_200000 has 3,240,481,754 parameters in 200,002 layers, "
+                                      "more than a trial may build"]),
+    ("model: wide_resnet_32_20000\n", ["model: wide_resnet_32_20000 has 185,344,070,720,010 parameters"]),
+    # accepted before, and wrong
+    ("hparams: {lr: .nan, weight_decay: .inf, gamma: -.inf}\n",
+     ["hparams.lr: Input should be a finite number (got nan)",
+      "hparams.weight_decay: Input should be a finite number (got inf)",
+      "hparams.gamma: Input should be a finite number (got -inf)"]),
+    ("cpus_per_worker: .inf\n", ["cpus_per_worker: Input should be a finite number (got inf)"]),
+    ("hparams: {training_steps: 2ep, lr_drops: [1ep]}\ngrids: [{methods: [magnitude, ltr], prune_at: [1ep, 50ep]}]\n",
+     ["grids[0].prune_at: 50ep after the end of training (training_steps '2ep' is "]),
+    ("seeds: [0]\nsparsities: [0.5]\nseeds: [1]\n", ["is not valid YAML (key 'seeds' is given twice (lines 1 and 3))"]),
+    ("hparams: {lr: 0.1, lr: 0.2}\n", ["is not valid YAML (key 'lr' is given twice (line 1))"]),
+    (bytes(range(256)) * 4, ["is not valid YAML (unacceptable character"]),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ["is not valid YAML (unacceptable character"]),
+    ("seeds: [18446744073709551617, -1]\n", ["seeds[0]: Input should be less than 9223372036854775808",
+                                            "seeds[1]: Input should be greater than or equal to 0 (got -1)"]),
+    (f"per_class: {2**63}\niterations: {{synflow: {2**64}}}\nhparams: {{batch_size: {2**70}}}\n",
+     ["per_class: Input should be less than 9223372036854775808", "iterations.synflow: Input should be less than",
+      "hparams.batch_size: 1180591620717411303424 does not fit in a 64-bit integer"]),
+    ("pack_size: big\n", ["pack_size: must be 'auto' or a whole number >= 1 (got 'big')"]),
+    ("pack_size: 0\n", ["pack_size: must be 'auto' or a whole number >= 1 (got 0)"]),
+    ("pack_size: -1\n", ["pack_size: must be 'auto' or a whole number >= 1 (got -1)"]),
 ]
 
 
@@ -46,15 +86,16 @@ CASES = [
 def test_a_bad_spec_file_gets_one_line_per_problem_and_exit_2(tmp_path, capsys, text, expected):
     missing = tmp_path / "no" / "data"
     path = tmp_path / "study.yaml"
-    path.write_text(text.replace("{missing}", str(missing)))
+    path.write_bytes(text if isinstance(text, bytes) else text.replace("{missing}", str(missing)).encode())
     started = time.monotonic()
     assert cli.main(["run", str(path), "--storage", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [line for line in err if line.startswith("error: ")], "every problem is one line"
+    assert all(len(line) < 1000 for line in err), "what a line quotes is cut short"
     for line in expected:
         assert any(line.replace("{missing}", str(missing)) in e for e in err), (line, err)
     assert not ray.is_initialized(), "a bad spec is answered before Ray starts"
-    assert not missing.exists() and not (tmp_path / "runs").exists(), "nothing downloaded or created"
+    assert [p.name for p in tmp_path.iterdir()] == ["study.yaml"], "nothing downloaded or created"
     assert time.monotonic() - started < 120
 
 
@@ -64,6 +105,35 @@ def test_unreadable_yaml_and_a_missing_file_are_one_line_too(tmp_path, capsys):
     assert cli.main(["run", str(tmp_path / "absent.yaml")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "is not valid YAML" in err[0] and "cannot read" in err[1]
+
+
+def test_max_trials_refuses_a_larger_grid_before_expanding_it_and_raises_the_limit(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(SMALL.format(storage=tmp_path / "runs"))   # 6 trials
+    for argv, rc, said in ((["--max-trials", "5"], 2, "error: grids: 6 trials exceed --max-trials 5"),
+                           (["--max-trials", "5", "--dry-run"], 2, "error: grids: 6 trials exceed --max-trials 5"),
+                           (["--max-trials", "0", "--dry-run"], 2, "error: --max-trials: must be a whole number >= 1"),
+                           (["--max-trials", "6", "--dry-run"], 0, "6 trials, 0 done, 6 would run")):
+        assert cli.main(["run", str(tmp_path / "s.yaml"), *argv]) == rc, argv
+        out = capsys.readouterr()
+        assert said in (out.err if rc else out.out), (argv, out)
+    assert not ray.is_initialized() and not (tmp_path / "runs").exists()
+
+
+def test_an_empty_storage_option_is_an_error_not_ignored(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(SMALL.format(storage=tmp_path / "runs"))
+    for storage in ("", "  ", "runs\n"):
+        assert cli.main(["run", str(tmp_path / "s.yaml"), "--storage", storage]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith("error: storage: must name a directory or a URI"), err
+    assert not ray.is_initialized() and [p.name for p in tmp_path.iterdir()] == ["s.yaml"]
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "a\\b", "a\x00b", "a\nb", "a\u2028b", "é" * 101])
+def test_a_search_spec_name_is_one_directory_name_too(name):
+    from raysweep.quotasearch import SearchSpec
+    with pytest.raises(sweep.SpecError) as info:
+        SearchSpec.from_dict({"name": name})
+    assert [p.split(":")[0] for p in info.value.problems] == ["name"]
 
 
 def test_the_cli_answers_help_and_malformed_files_without_torch_or_ray(tmp_path):

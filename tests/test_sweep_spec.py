@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from raysweep import sweep
+from raysweep.sweep.grid import count
 from raysweep.sweep.spec import parse_when
 
 
@@ -108,3 +109,32 @@ def test_tie_breaking_is_part_of_a_trials_identity_and_old_rows_keep_theirs():
         by_rule["index"]["snip"].trial_id
     with pytest.raises(sweep.SpecError, match="rounding: 'synflow' is a rule of global pruning"):
         spec.replace(rounding="synflow", grids=[sweep.Grid(methods=["synflow"], quotas=["igq"])])
+
+
+def test_the_trial_count_is_the_grids_size_without_expanding_it():
+    spec = sweep.StudySpec(seeds=[0, 1, 2], sparsities=[0.5, 0.9],
+                           grids=[sweep.Grid(methods=["random", "snip", "dense"], ablations=["none", "shuffle"]),
+                                  sweep.Grid(methods=["magnitude"], prune_at=["end", "2it"], sparsities=[0.1]),
+                                  sweep.Grid(methods=["ltr"], targets=["direct"], quotas=["global", "erk"])])
+    for s in (spec, spec.replace(dense=False), spec.replace(grids=[sweep.Grid(methods=["snip"])], dense=False)):
+        assert count(s) == len(sweep.expand(s))
+    # a grid of 10^10 trials is counted at once; expanding it would take days
+    huge = sweep.StudySpec(seeds=list(range(10_000)), sparsities=[i / 10**5 for i in range(10**5)],
+                           grids=[sweep.Grid(methods=["snip", "random"],
+                                             prune_at=["init", "1it", "2it", "3it", "4it"])])
+    assert count(huge) == 10_000 * 10**5 * 2 * 5 + 10_000
+
+
+def test_plugin_files_of_one_name_in_two_directories_are_both_imported(tmp_path):
+    # each registers its own method; a plugin named by its file name alone would import only the first
+    from raysweep import pruning
+    from raysweep.sweep.plugins import load_plugins
+    paths = []
+    for i in (1, 2):
+        (tmp_path / f"d{i}").mkdir()
+        path = tmp_path / f"d{i}" / "plugin.py"
+        path.write_text(f"from raysweep import pruning\n\n@pruning.register_method('same_name_plugin_{i}')\n"
+                        f"def score(model, weights, data):\n    return weights\n")
+        paths.append(str(path))
+    load_plugins(paths)
+    assert {"same_name_plugin_1", "same_name_plugin_2"} <= set(pruning.methods())

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.ray
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -257,7 +257,7 @@ def test_nothing_read_from_storage_runs_code(tmp_path):
     crafted = tmp_path / "crafted"
     crafted.mkdir()
     torch.save({"run": _Payload(str(marker))}, crafted / "state.pt")
-    assert checkpoints.load_state(crafted) is None           # refused (weights_only), set aside, never used
+    assert checkpoints.load_state(crafted, {"run": {}}) is None   # refused (weights_only), set aside, never used
     assert not marker.exists() and list(crafted.glob("state.pt.corrupt-*"))
     # the same file where a trial resumes from: the trial starts afresh and completes
     study = spec(tmp_path)

@@ -50,8 +50,10 @@ class DataSet:
 class TensorDataSet(DataSet):
     """A data set small enough to live on the device; batches come from TensorLoader."""
 
-    def __init__(self, name, splits: dict, *, num_classes, scale, mean, std, augmentation=Augmentation()):
+    def __init__(self, name, splits: dict, *, num_classes, scale, mean, std, augmentation=Augmentation(),
+                 dtype=torch.float32):
         self.name, self._splits, self.num_classes = name, splits, int(num_classes)
+        self.dtype = dtype  # of the batches: float64 ones train a float64 model in float64 throughout
         self.scale, self.mean, self.std, self.augmentation = scale, tuple(mean), tuple(std), augmentation
         self.input_shape = tuple(next(iter(splits.values())).images.shape[1:])
         self._resident = {}  # (split, device) -> Split copied there once: every loader, evaluation and packed member
@@ -84,7 +86,7 @@ class TensorDataSet(DataSet):
         s = self._splits[split]
         idx = torch.as_tensor(indices, dtype=torch.long)
         mean, inv_std = normaliser(self.mean, self.std)
-        return to_float(s.images[idx], self.scale).sub_(mean).mul_(inv_std), s.labels[idx]
+        return to_float(s.images[idx], self.scale, self.dtype).sub_(mean).mul_(inv_std), s.labels[idx]
 
     def loader(self, split, batch_size, *, shuffle=False, augment=False, seed=0, device="cpu", rank=0,
                world_size=1, drop_last=False):
@@ -97,7 +99,8 @@ class TensorDataSet(DataSet):
         s = self._on(split, device)
         return TensorLoader(s.images, s.labels, batch_size, scale=self.scale, mean=self.mean, std=self.std,
                             shuffle=shuffle, augmentation=aug or None, seed=seed, device=device, rank=rank,
-                            world_size=world_size, drop_last=drop_last, pad_shards=shuffle or bool(aug))
+                            world_size=world_size, drop_last=drop_last, pad_shards=shuffle or bool(aug),
+                            dtype=self.dtype)
 
 
 class FolderDataSet(DataSet):

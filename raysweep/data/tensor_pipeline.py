@@ -99,20 +99,20 @@ def normaliser(mean, std, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     return m, inv
 
 
-def to_float(images: torch.Tensor, scale: float) -> torch.Tensor:
-    return images.float().mul_(1.0 / scale)
+def to_float(images: torch.Tensor, scale: float, dtype=torch.float32) -> torch.Tensor:
+    return images.to(dtype).mul_(1.0 / scale)
 
 
 class TensorLoader(ShardedEpochs):
     """Iterates (x, y) batches of an in-memory split; one epoch per iteration, chosen by set_epoch.
 
     images: uint8 or float tensor (N,C,H,W) with raw values in [0, scale]; normalisation and `augmentation`
-    (None for none) are applied per batch on `device`. The order and the augmentation draws of an epoch depend only on
-    (seed, epoch), so training can resume mid-epoch with set_epoch(epoch, start_batch).
+    (None for none) are applied per batch on `device`, in `dtype`. The order and the augmentation draws of an epoch
+    depend only on (seed, epoch), so training can resume mid-epoch with set_epoch(epoch, start_batch).
     """
 
     def __init__(self, images, labels, batch_size, *, scale, mean, std, shuffle, augmentation, seed,
-                 device, rank=0, world_size=1, drop_last=False, pad_shards=True):
+                 device, rank=0, world_size=1, drop_last=False, pad_shards=True, dtype=torch.float32):
         super().__init__(len(labels), batch_size, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
                          drop_last=drop_last, pad_shards=pad_shards)
         self.device = torch.device(device)
@@ -121,6 +121,7 @@ class TensorLoader(ShardedEpochs):
         self.scale = float(scale)
         self.mean, self.inv_std = normaliser(mean, std, self.device)
         self.aug = augmentation or Augmentation()
+        self.dtype = dtype
 
     def __iter__(self):
         idx = self.epoch_indices()
@@ -135,7 +136,7 @@ class TensorLoader(ShardedEpochs):
         for b in range(self.start_batch, len(self)):
             sl = slice(b * self.batch_size, min((b + 1) * self.batch_size, n))
             sel = idx[sl]
-            x = to_float(self.images[sel], self.scale)
+            x = to_float(self.images[sel], self.scale, self.dtype)
             if aug.rotate:
                 x = random_rotate(x, angles[sl])
             if aug.shift:

@@ -2,6 +2,7 @@
 
     create(name, num_classes=10, input_shape=(3, 32, 32), seed=0, init="kaiming_normal", bn_init="ones")
     names()        canonical names; create() also accepts any name matching patterns()
+    size(name, num_classes, input_shape)   parameters and weight layers, without building (registry.MAX_PARAMETERS)
     initialize(model, seed, init=..., bn_init=...)
     eoc_rescale(model, masks)
 """
@@ -14,12 +15,12 @@ from torch import nn
 from . import (cifar_resnet, lenet, stable_imagenet_resnet, torchvision_nets, vanilla_cnn,  # noqa: F401
                vgg)  # (register the families)
 from .init import BN_INITS, EOC_SIGMA_W, WEIGHT_INITS, check_scheme, eoc_rescale, initialize
-from .registry import BadArchitecture, UnknownModel, names, patterns
+from .registry import BadArchitecture, Size, UnknownModel, names, patterns, size
 from .registry import build as _build
 
 __all__ = [
-    "BN_INITS", "EOC_SIGMA_W", "WEIGHT_INITS", "BadArchitecture", "UnknownModel",
-    "create", "eoc_rescale", "initialize", "names", "patterns",
+    "BN_INITS", "EOC_SIGMA_W", "WEIGHT_INITS", "BadArchitecture", "Size", "UnknownModel",
+    "create", "eoc_rescale", "initialize", "names", "patterns", "size",
 ]
 
 

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from .registry import BadArchitecture, register
+from .registry import BadArchitecture, Size, register
 
 DEFAULT_WIDTH = 16
 HAYOU_DEPTHS = (32, 50, 104)
@@ -83,10 +83,32 @@ def _check(family: str, depth: int, width: int) -> None:
         raise BadArchitecture(f"{family} width {width} must be a positive integer")
 
 
+def _size(family: str, depth: int, width: int, num_classes: int, input_shape) -> Size:
+    """CifarResNet(depth, width)'s parameters and weight layers, counted as its constructor creates them."""
+    _check(family, depth, width)
+    n = (depth - 2) // 6
+    parameters, channels = 9 * input_shape[0] * width + 2 * width, width   # the first conv and its BatchNorm
+    for stage in range(3):
+        out = width * 2**stage
+        # n blocks of two 3x3 convs with BatchNorm; the first takes `channels` in and, past stage 0, has a 1x1
+        # shortcut with BatchNorm (stride 2)
+        parameters += 9 * channels * out + (2 * n - 1) * 9 * out * out + 4 * n * out
+        parameters += (channels * out + 2 * out) if stage > 0 else 0
+        channels = out
+    return Size(parameters + channels * num_classes + num_classes, 6 * n + 4)
+
+
+def _wide(depth: int, factor: int) -> int:
+    if factor < 1:
+        raise BadArchitecture(f"wide_resnet width factor {factor} must be a positive integer")
+    return DEFAULT_WIDTH * factor
+
+
 @register(
     r"cifar_resnet_(\d+)(?:_(\d+))?",
     (*(f"cifar_resnet_{d}" for d in (20, 32, 44, 56, 110)), *(f"cifar_resnet_{d}_32" for d in HAYOU_DEPTHS)),
     "cifar_resnet_D or cifar_resnet_D_W: depth D = 6n+2, first-stage width W (default 16)",
+    lambda depth, width=DEFAULT_WIDTH, **kw: _size("cifar_resnet", depth, width, **kw),
 )
 def cifar_resnet(depth: int, width: int = DEFAULT_WIDTH, *, num_classes: int, input_shape) -> nn.Module:
     _check("cifar_resnet", depth, width)
@@ -97,11 +119,10 @@ def cifar_resnet(depth: int, width: int = DEFAULT_WIDTH, *, num_classes: int, in
     r"wide_resnet_(\d+)_(\d+)",
     ("wide_resnet_32_2",),
     "wide_resnet_D_K: cifar_resnet_D with first-stage width 16*K (GraSP's WRN-32-2)",
+    lambda depth, factor, **kw: _size("wide_resnet", depth, _wide(depth, factor), **kw),
 )
 def wide_resnet(depth: int, factor: int, *, num_classes: int, input_shape) -> nn.Module:
-    if factor < 1:
-        raise BadArchitecture(f"wide_resnet width factor {factor} must be a positive integer")
-    _check("wide_resnet", depth, DEFAULT_WIDTH * factor)
+    _check("wide_resnet", depth, _wide(depth, factor))
     return CifarResNet(depth, DEFAULT_WIDTH * factor, num_classes, input_shape[0])
 
 
@@ -110,6 +131,7 @@ def wide_resnet(depth: int, factor: int, *, num_classes: int, input_shape) -> nn
     tuple(f"stable_resnet_{d}_32" for d in HAYOU_DEPTHS),
     "stable_resnet_D or stable_resnet_D_W: cifar_resnet with residual branches scaled by 1/sqrt(#blocks) "
     "(Hayou et al.'s ResNet32/50/104 are stable_resnet_{32,50,104}_32)",
+    lambda depth, width=DEFAULT_WIDTH, **kw: _size("stable_resnet", depth, width, **kw),
 )
 def stable_resnet(depth: int, width: int = DEFAULT_WIDTH, *, num_classes: int, input_shape) -> nn.Module:
     _check("stable_resnet", depth, width)
@@ -117,14 +139,16 @@ def stable_resnet(depth: int, width: int = DEFAULT_WIDTH, *, num_classes: int, i
 
 
 @register(r"cifar_resnet_(\d+)_(\d+)_tanh", ("cifar_resnet_32_32_tanh", "cifar_resnet_50_32_tanh"),
-          "cifar_resnet_D_W with tanh in place of every ReLU (Hayou et al.'s Table 9)")
+          "cifar_resnet_D_W with tanh in place of every ReLU (Hayou et al.'s Table 9)",
+          lambda depth, width, **kw: _size("cifar_resnet", depth, width, **kw))
 def cifar_resnet_tanh(depth: int, width: int, *, num_classes: int, input_shape) -> nn.Module:
     _check("cifar_resnet", depth, width)
     return CifarResNet(depth, width, num_classes, input_shape[0], activation=torch.tanh)
 
 
 @register(r"stable_resnet_(\d+)_(\d+)_tanh", ("stable_resnet_32_32_tanh", "stable_resnet_50_32_tanh"),
-          "stable_resnet_D_W with tanh in place of every ReLU (Hayou et al.'s Table 9)")
+          "stable_resnet_D_W with tanh in place of every ReLU (Hayou et al.'s Table 9)",
+          lambda depth, width, **kw: _size("stable_resnet", depth, width, **kw))
 def stable_resnet_tanh(depth: int, width: int, *, num_classes: int, input_shape) -> nn.Module:
     _check("stable_resnet", depth, width)
     return CifarResNet(depth, width, num_classes, input_shape[0], stable=True, activation=torch.tanh)

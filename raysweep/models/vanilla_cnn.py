@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .registry import BadArchitecture, register
+from .registry import BadArchitecture, Size, register
 
 HAYOU_TABLE4_DEPTHS = (10, 50, 100)
 WIDTH = 128
@@ -34,10 +34,21 @@ class VanillaCNN(nn.Module):
         return self.fc(self.pool(self.features(x)).flatten(1))
 
 
-@register(r"vanilla_cnn_(\d+)_(\d+)", tuple(f"vanilla_cnn_{d}_{WIDTH}" for d in HAYOU_TABLE4_DEPTHS),
-          "vanilla_cnn_L_W: L 3x3 conv + ReLU layers of W channels, no BatchNorm, no skips, global average pooling "
-          "and a linear head (Hayou et al.'s V-CNN)")
-def vanilla_cnn(depth: int, width: int, *, num_classes: int, input_shape) -> nn.Module:
+def _check(depth: int, width: int) -> None:
     if depth < 1 or width < 1:
         raise BadArchitecture(f"vanilla_cnn depth {depth} and width {width} must be positive integers")
+
+
+def _size(depth: int, width: int, *, num_classes: int, input_shape) -> Size:
+    """VanillaCNN's parameters (biased convolutions, a linear head) and weight layers, without building it."""
+    _check(depth, width)
+    convs = 9 * input_shape[0] * width + width + (depth - 1) * (9 * width * width + width)
+    return Size(convs + width * num_classes + num_classes, depth + 1)
+
+
+@register(r"vanilla_cnn_(\d+)_(\d+)", tuple(f"vanilla_cnn_{d}_{WIDTH}" for d in HAYOU_TABLE4_DEPTHS),
+          "vanilla_cnn_L_W: L 3x3 conv + ReLU layers of W channels, no BatchNorm, no skips, global average pooling "
+          "and a linear head (Hayou et al.'s V-CNN)", _size)
+def vanilla_cnn(depth: int, width: int, *, num_classes: int, input_shape) -> nn.Module:
+    _check(depth, width)
     return VanillaCNN(depth, width, input_shape[0], num_classes)

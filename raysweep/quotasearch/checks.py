@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 
@@ -12,7 +13,12 @@ from .spec import SearchSpec, parse_range, quota_string
 
 
 class SearchError(ValueError):
-    """A search that cannot start as specified; the message names the family, parameters and sparsity."""
+    """A search that cannot start as specified; the message names the family, parameters and sparsity, and
+    `problems` says it in one line per problem, each naming its field, as `raysweep search` prints them."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 class StorageError(SearchError):
@@ -54,7 +60,8 @@ def check_ranges(spec: SearchSpec, shapes) -> None:
                                 f"points), e.g. {bad[0]}")
     if problems:
         raise SearchError("parameter ranges that produce invalid quotas (narrow them or fix parameters):\n" +
-                          "\n".join(f"  - {p}" for p in problems))
+                          "\n".join(f"  - {p}" for p in problems),
+                          [f"families: {p} (narrow the range or fix parameters)" for p in problems])
 
 
 def optuna_url(spec: SearchSpec) -> str:
@@ -62,8 +69,9 @@ def optuna_url(spec: SearchSpec) -> str:
         return spec.optuna_storage
     storage = Storage(spec.storage)
     if not storage.local:
-        raise StorageError(f"storage {spec.storage!r} is not local, so the default SQLite study cannot live there: "
-                           f"set optuna_storage to an SQLAlchemy URL (e.g. postgresql://user@host/db)")
+        raise StorageError(f"optuna_storage: storage {spec.storage!r} is not local, so the default SQLite study "
+                           f"cannot live there: set optuna_storage to an SQLAlchemy URL (e.g. "
+                           f"postgresql://user@host/db)")
     storage.makedirs(spec.name)
     return f"sqlite:///{storage.local_path(spec.name, 'optuna.db')}"
 
@@ -74,4 +82,13 @@ def open_optuna_storage(url: str):
     try:
         return optuna.storages.RDBStorage(url)
     except Exception as e:   # SQLAlchemy raises many unrelated types for unusable URLs
-        raise StorageError(f"cannot open the Optuna storage {url!r}: {type(e).__name__}: {e}") from None
+        why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"   # SQLAlchemy appends the SQL and a link
+        path = url.removeprefix("sqlite:///")
+        if path != url and os.path.isfile(path):
+            # A damaged SQLite file (truncated, overwritten) is not replaced by a fresh one: it is the only record of
+            # the proposals run and of what the samplers learned, and a fresh one would restart every search's
+            # budget at trial number 0, overwriting the rows of the proposals that finished. Whether to restore it
+            # or start over is the researcher's call.
+            raise StorageError(f"optuna_storage: {path} is damaged ({why}); restore it from a backup, or move the "
+                               f"directory {os.path.dirname(path)} aside to start the search afresh") from None
+        raise StorageError(f"optuna_storage: cannot open the Optuna storage {url!r}: {why}") from None

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..cli import _problems
+from ..sweep.runner import ResourceError
+from ..sweep.spec import SpecError
+from .checks import SearchError
 from .search import run_search
 from .spec import SearchSpec
 
@@ -20,11 +24,16 @@ def main(argv=None) -> int:
     loud.add_argument("--verbose", action="store_true", help="Ray Tune's progress tables")
     loud.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
-    spec = SearchSpec.from_yaml(args.spec)
     changes = {k: v for k, v in (("storage", args.storage), ("trials", args.trials)) if v is not None}
     if args.no_final:
         changes["final"] = False
-    run = run_search(spec.replace(**changes), address=args.address, verbose=0 if args.quiet else 2 if args.verbose else 1)
+    try:   # a bad spec or storage: one line per problem, exit 2, before Ray starts or anything is written
+        spec = SearchSpec.from_yaml(args.spec).replace(**changes)
+        run = run_search(spec, address=args.address, verbose=0 if args.quiet else 2 if args.verbose else 1)
+    except (SpecError, SearchError) as e:
+        return _problems(e.problems)
+    except ResourceError as e:   # e.g. --address where no Ray cluster answers
+        return _problems([str(e)])
     print(f"study: {run.path} ({run.ran} proposals run now, {len(run.trials)} rows)")
     print(json.dumps({k: {"quota": v["quota"], "val_accuracy": v["val_accuracy"]} for k, v in run.best["best"].items()},
                      indent=2))

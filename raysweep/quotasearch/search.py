@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from .. import data, results, training
-from ..storage import Storage
+from ..storage import Storage, check as check_storage
 from ..sweep import Grid, StudySpec, connect, run_study
+from ..sweep.runner import probe
 from . import plots
 from .checks import SearchError, check_ranges, layer_shapes, open_optuna_storage, optuna_url
 from .spec import SAMPLERS, Family, SearchSpec, parse_range, quota_string, validate
@@ -174,7 +175,7 @@ def _search(spec: SearchSpec, family: Family, sparsity: float, rdb, storage: Sto
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
                                     reuse_actors=True),   # a reused process skips torch's import
         run_config=tune.RunConfig(name=f"{family.name}-s{sparsity:g}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  storage_path=storage.path(spec.name, "tune"), storage_filesystem=storage.fs,
+                                  storage_path=storage.target(spec.name, "tune"), storage_filesystem=storage.fs,
                                   verbose=2 if verbose >= 2 else 0,
                                   callbacks=[_row_writer(spec, storage, family, sparsity, total_epochs, proposals,
                                                          show=verbose == 1)]),
@@ -247,11 +248,15 @@ def summarize_final(frame: pd.DataFrame) -> pd.DataFrame:
 def run_search(spec: SearchSpec, address: str | None = None, verbose: int = 1) -> SearchRun:
     """Check everything, run (or resume) every search, write best parameters and plots, run the final evaluation."""
     validate(spec)
+    problems = check_storage(spec.storage, spec.name)
+    if problems:
+        raise SearchError("\n".join(problems), problems)
     if spec.prune_at == "end" and not Storage(spec.storage).local:
         raise SearchError("prune_at: end shares the dense networks through the study directory, which must be "
                           f"local (or on a shared file system), not {spec.storage!r}")
     shapes = layer_shapes(spec)
     check_ranges(spec, shapes)
+    probe(address)   # before optuna.db is created: ray.init would hang where nothing answers
     rdb = open_optuna_storage(optuna_url(spec))
     total_epochs = epochs(spec)
     connect(address)

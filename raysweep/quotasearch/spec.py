@@ -12,7 +12,7 @@ from typing import Any, Literal, Union
 
 from pydantic import field_validator, model_validator
 
-from ..sweep.spec import RunFields, SpecModel, _f, _known
+from ..sweep.spec import DirectoryName, RunFields, Seed, SpecModel, _f, _known, _listed, quoted
 
 
 class Family(SpecModel):
@@ -35,7 +35,7 @@ class Family(SpecModel):
         accepted = family_parameters(self.name)
         problems = [f"space: must name at least one parameter to search ({self.name} takes "
                     f"{sorted(accepted) or 'none'})"] if not self.space else []
-        problems += [f"{self.name} has no parameter {key!r} (it takes {sorted(accepted)})"
+        problems += [f"{self.name} has no parameter {quoted(key)} (it takes {sorted(accepted)})"
                      for key in {**self.space, **self.fixed} if key not in accepted]
         for key, value in self.space.items():
             try:
@@ -51,7 +51,8 @@ class Family(SpecModel):
 class SearchSpec(RunFields):
     """Searches of quota families (Optuna through Ray Tune), one per family and sparsity, and a final evaluation."""
 
-    name: str = _f("quota_search", "the study's directory name under storage", min_length=1, pattern=r"^[^/\\]+$")
+    name: DirectoryName = _f("quota_search", "the study's directory name under storage: one directory name (no "
+                                             "'/', no control characters, not '.' or '..', at most 200 bytes)")
     storage: str = _f("runs", "local directory or pyarrow URI for rows, best parameters, plots, final evaluation",
                       min_length=1)
     optuna_storage: str | None = _f(None, "SQLAlchemy URL of the Optuna RDB storage (default: SQLite file optuna.db "
@@ -68,7 +69,7 @@ class SearchSpec(RunFields):
                                                   "weights rewound to their initial values, then retraining "
                                                   "(Vysogorets & Kempe's second setting)")
     trials: int = _f(12, "proposals per search (family x sparsity), counting those of earlier interrupted runs", ge=1)
-    seeds: list[int] = _f(lambda: [0, 1], "seeds each proposal is trained with; the objective is their mean "
+    seeds: list[Seed] = _f(lambda: [0, 1], "seeds each proposal is trained with; the objective is their mean "
                                           "validation accuracy", min_length=1)
     sampler: Literal["tpe", "random"] = _f("tpe", "Optuna sampler: 'tpe' (default) or 'random'")
     sampler_seed: int = _f(0, "seed of the sampler")
@@ -81,7 +82,7 @@ class SearchSpec(RunFields):
     gpus_per_trial: float = _f(0.0, "GPUs per proposal (and per final-evaluation trial); a fraction shares a GPU",
                                ge=0)
     final: bool = _f(True, "evaluate the best proposals against the baselines on the test set afterwards")
-    final_seeds: list[int] = _f(lambda: [100, 101, 102], "fresh seeds of the final evaluation", min_length=1)
+    final_seeds: list[Seed] = _f(lambda: [100, 101, 102], "fresh seeds of the final evaluation", min_length=1)
     baselines: list[str] = _f(lambda: ["igq", "erk", "uniform", "ratio:snip"],
                               "quotas the best proposals are compared with in the final evaluation")
 
@@ -89,7 +90,7 @@ class SearchSpec(RunFields):
     @classmethod
     def _validation(cls, v):
         if not ((isinstance(v, int) and v > 0) or (isinstance(v, float) and 0 < v < 1)):
-            raise ValueError(f"{v!r} must be a fraction in (0, 1) or a positive count")
+            raise ValueError(f"{quoted(v)} must be a fraction in (0, 1) or a positive count")
         return v
 
     @field_validator("families")
@@ -106,14 +107,14 @@ class SearchSpec(RunFields):
     def _sparsities(cls, v):
         bad = [s for s in v if not 0 < s < 1]
         if bad:
-            raise ValueError(f"{', '.join(map(repr, bad))} outside (0, 1)")
+            raise ValueError(f"{_listed(bad)} outside (0, 1)")
         return v
 
     @field_validator("seeds", "final_seeds")
     @classmethod
     def _distinct(cls, v):
         if len(set(v)) != len(v):
-            raise ValueError(f"{v!r} repeats a seed")
+            raise ValueError(f"{quoted(v)} repeats a seed")
         return v
 
     @field_validator("baselines")
@@ -127,7 +128,8 @@ class SearchSpec(RunFields):
     def _together(self):
         problems = []
         if self.final and set(self.seeds) & set(self.final_seeds):
-            problems.append(f"final_seeds: {self.final_seeds!r} must be fresh (the search used seeds {self.seeds!r})")
+            problems.append(f"final_seeds: {quoted(self.final_seeds)} must be fresh (the search used seeds "
+                            f"{quoted(self.seeds)})")
         ratios = [b for b in self.baselines if b.startswith("ratio:")]
         if self.prune_at == "end" and ratios:
             problems.append(f"baselines: {ratios} need scoring data, which magnitude pruning after training "
@@ -149,14 +151,14 @@ def parse_range(value) -> Range:
     if isinstance(value, dict):
         extra = set(value) - {"low", "high", "log"}
         if extra or not {"low", "high"} <= set(value):
-            raise ValueError(f"{value!r} must have keys low, high (and optionally log)")
+            raise ValueError(f"{quoted(value)} must have keys low, high (and optionally log)")
         low, high, log = value["low"], value["high"], bool(value.get("log", False))
     elif isinstance(value, (list, tuple)) and len(value) == 2:
         (low, high), log = value, False
     else:
-        raise ValueError(f"{value!r} must be [low, high] or {{low: .., high: .., log: ..}}")
+        raise ValueError(f"{quoted(value)} must be [low, high] or {{low: .., high: .., log: ..}}")
     if isinstance(low, bool) or isinstance(high, bool) or not all(isinstance(v, (int, float)) for v in (low, high)):
-        raise ValueError(f"bounds {low!r}, {high!r} must be numbers")
+        raise ValueError(f"bounds {quoted(low)}, {quoted(high)} must be numbers")
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(f"bounds {low!r}, {high!r} must be finite with low < high")
     if log and low <= 0:

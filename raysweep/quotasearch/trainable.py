@@ -127,12 +127,13 @@ def dense_weights(job: dict, ds, hp: training.TrainHparams, seed: int) -> dict:
     key = {k: job[k] for k in ("model", "data", "split_seed", "validation", "hparams", "init", "bn_init")}
     digest = hashlib.sha256(json.dumps({**key, "seed": seed}, sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = Path(job["dense_dir"]) / f"{digest}.pt"
+    owner = {"dense": digest, "model": job["model"], "data": job["data"], "init": job["init"], "seed": seed}
     if not path.exists():
         model = models.create(job["model"], num_classes=ds.num_classes, input_shape=ds.input_shape, seed=seed,
                               init=job["init"], bn_init=job["bn_init"])
         training.train(model, ds, hp, None, seed=seed, eval_split="val")
-        atomic_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
-    return load(path)   # torch.load(weights_only=True), checksum verified
+        atomic_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path, owner)
+    return load(path, owner)   # torch.load(weights_only=True), checksum and owner verified
 
 
 def tune_trainable(config: dict, job: dict) -> None:

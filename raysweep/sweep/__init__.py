@@ -8,8 +8,8 @@ Names are imported when first used, so that reading a spec does not load torch o
 
 import importlib
 
-_WHERE = {"Trial": "grid", "expand": "grid", "LeaseHeld": "lease", "Grid": "spec", "SpecError": "spec",
-          "StudySpec": "spec", "validate": "spec", "Plan": "runner", "ResourceError": "runner",
+_WHERE = {"Trial": "grid", "expand": "grid", "LeaseHeld": "lease", "LeaseLost": "lease", "Grid": "spec",
+          "SpecError": "spec", "StudySpec": "spec", "validate": "spec", "Plan": "runner", "ResourceError": "runner",
           "StudyInterrupted": "runner", "StudyRun": "runner", "connect": "runner", "plan": "runner",
           "preflight": "runner", "run_study": "runner", "study_path": "runner"}
 __all__ = sorted(_WHERE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -16,11 +17,16 @@ def _hash(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@functools.cache
+def _default_hparams() -> dict:
+    return {k: json.dumps(v, default=str) for k, v in dataclasses.asdict(training.TrainHparams()).items()}
+
+
 def _changed_hparams(hparams: dict) -> dict:
     """The hyperparameters that differ from TrainHparams' defaults, so that a new field with a default changes no id
     (compared as JSON: a tuple and the list it becomes on a round trip are the same setting)."""
-    base = dataclasses.asdict(training.TrainHparams())
-    return {k: v for k, v in hparams.items() if json.dumps(base.get(k), default=str) != json.dumps(v, default=str)}
+    base = _default_hparams()
+    return {k: v for k, v in hparams.items() if base.get(k, "null") != json.dumps(v, default=str)}
 
 
 def _resolved_hparams(spec: StudySpec) -> dict:
@@ -57,7 +63,7 @@ class Trial:
             object.__setattr__(self, "tie_break", "index")
             object.__setattr__(self, "rounding", "nearest")
 
-    @property
+    @functools.cached_property   # computed once: a dry run of 10^5 trials asks each for its id three times
     def trial_id(self) -> str:
         defaults = Trial()
         settings = {f.name: getattr(self, f.name) for f in fields(self)
@@ -65,7 +71,7 @@ class Trial:
         settings["hparams"] = _changed_hparams(self.hparams)
         return _hash(settings)
 
-    @property
+    @functools.cached_property
     def dense_id(self) -> str:
         """Key of the dense run this trial shares with every trial of the same model, data, hparams and seed."""
         return _hash({"model": self.model, "data": self.data, "hparams": _changed_hparams(self.hparams),
@@ -102,6 +108,18 @@ class Trial:
     @classmethod
     def from_dict(cls, d: dict) -> "Trial":
         return cls(**d)
+
+
+def count(spec: StudySpec) -> int:
+    """How many trials expand(spec) gives, from the lengths of the spec's lists, without expanding: a grid of millions
+    is refused before it is built. Trials that two blocks share are counted twice (an upper bound, then)."""
+    seeds = len(spec.seeds)
+    total = seeds if spec.dense or any("dense" in g.methods for g in spec.grids) else 0   # one dense run per seed
+    for g in spec.grids:
+        sparsities = len(g.sparsities if g.sparsities is not None else spec.sparsities)
+        total += (sum(m != "dense" for m in g.methods) * len(g.ablations) * len(g.quotas) * len(g.prune_at)
+                  * len(g.targets) * sparsities * seeds)
+    return total
 
 
 def expand(spec: StudySpec) -> list[Trial]:

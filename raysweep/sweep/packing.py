@@ -15,7 +15,7 @@ import torch
 
 from .. import data, models, training
 from .grid import Trial
-from .trial import Context, Prepared, prepare, record, run_masked, synced, train_alone, trained
+from .trial import Context, Prepared, prepare, record, run_masked, train_alone, trained
 
 log = logging.getLogger("raysweep")
 
@@ -147,17 +147,15 @@ def run_pack(trials: list[Trial], ctx: Context, pack: str, device=None, report=N
         for p in ready:
             _train_alone(p, ctx, device, report, out)
         return out
-    syncs = [synced(p.workdir, None) for p in ready]
-
     def on_eval(k, step, metrics):
-        syncs[k](step, metrics)
         if report is not None:
             report({"trial_id": ready[k].trial.trial_id, **metrics})
 
     members = [training.Member(p.model, p.masks, seed=p.trial.seed, start_step=p.start,
-                               checkpoint_dir=p.workdir.path) for p in ready]
-    try:
-        done = training.train_packed(members, ds, ready[0].trial.train_hparams(), on_eval=on_eval, device=device)
+                               checkpoint_dir=p.workdir.path, owner=p.owner, guard=p.workdir.guard) for p in ready]
+    try:   # each member's state is written and uploaded every upload_every seconds, as a single run's (saving())
+        done = training.train_packed(members, ds, ready[0].trial.train_hparams(), on_eval=on_eval, device=device,
+                                     save_every=ctx.upload_every, on_save=lambda k, step: ready[k].workdir.sync())
     except Exception as e:
         log.warning("pack %s could not train (%s: %s); its %d members train one by one", pack, type(e).__name__, e,
                     len(ready))

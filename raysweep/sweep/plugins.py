@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -13,7 +14,8 @@ def load_plugins(plugins) -> None:
     for plugin in plugins:
         if str(plugin).endswith(".py"):
             path = Path(plugin).resolve()
-            name = f"raysweep_plugin_{path.stem}"
+            # named by its whole path: two plugin files of one name in different directories are two modules
+            name = f"raysweep_plugin_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
             if name in sys.modules:
                 continue
             spec = importlib.util.spec_from_file_location(name, path)

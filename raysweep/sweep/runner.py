@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -26,18 +27,16 @@ import pandas as pd
 import yaml
 
 from .. import results
-from ..storage import Storage
+from ..storage import Storage, check as check_storage
 from . import dense as dense_store
 from .errors import describe, one_line
 from .grid import Trial, expand
-from .lease import Lease
+from .lease import STUDY as LEASE, Lease, LeaseLost
 from .spec import StudySpec, SpecError, parse_when
 from .trial import Context, failed_row
 
 log = logging.getLogger("raysweep")
 
-SPEC = "spec.yaml"
-LEASE = "lease.json"
 COORDINATOR_MEMORY = 512 * 1024 ** 2   # bytes a Ray Train coordinating trial holds: a Python process with torch
 DENSE_CORRUPT = "DenseCorrupt"
 
@@ -60,10 +59,45 @@ class StudyRun:
     frame: pd.DataFrame       # one row per trial of the current spec
     ran: int                  # trials that finished (completed or diverged) in this run
     skipped: int              # trials already finished by an earlier run
-    failed: int               # trials recorded as failed in this run
+    failed: int               # trials of this run whose row says failed
     dense_trainings: int      # dense runs this run trained to the end (the rest came from storage)
-    missing: int = 0          # trials of the spec with no finished row after this run
+    missing: int = 0          # trials of the spec with no row after this run: ran + skipped + failed + missing
+                              # is the study's size
     stale: int = 0            # rows of trials the spec no longer has (kept on disk, not in frame)
+
+
+PROBE_TIMEOUT = 5.0   # seconds a cluster's address gets to accept a connection (ray.init retries for minutes)
+
+
+class ClusterUnreachable(ResourceError):
+    """No Ray cluster answers at the address the run was told to attach to."""
+
+
+def cluster_address(address: str | None) -> str | None:
+    """The cluster a run attaches to: `address`, else $RAY_ADDRESS; None (or 'local') means a local cluster started
+    in-process, never one that merely runs on this machine (which a bare ray.init() would join)."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    return None if address == "local" else address
+
+
+def probe(address: str | None) -> None:
+    """Fail in seconds, before anything is written or Ray starts, if nothing answers at the cluster's address: a
+    bare ray.init would retry for minutes while the run holds its study's lease. Costs no Ray: a run with nothing
+    to do still checks its address."""
+    target = cluster_address(address)
+    if target is None:
+        return
+    where = f"--address {target}" if address else f"$RAY_ADDRESS={target}"
+    from ray._private.services import canonicalize_bootstrap_address
+
+    try:
+        # ray://host:port (Ray Client) is dialled as given; anything else as ray.init resolves it ('auto' included)
+        host_port = (target.split("://", 1)[1] if "://" in target
+                     else canonicalize_bootstrap_address(target))
+        host, _, port = host_port.rpartition(":")
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT).close()
+    except (ValueError, ConnectionError, OSError) as e:
+        raise ClusterUnreachable(f"{where}: no Ray cluster answers there ({one_line(str(e))})") from None
 
 
 def connect(address: str | None = None, log_to_driver: bool = True) -> bool:
@@ -73,16 +107,18 @@ def connect(address: str | None = None, log_to_driver: bool = True) -> bool:
 
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address)   # resources belong to the cluster: passing num_cpus here is an error
+    target = cluster_address(address)
+    if target:
+        probe(address)
+        ray.init(address=target)   # resources belong to the cluster: passing num_cpus here is an error
     else:
-        ray.init(include_dashboard=False, log_to_driver=log_to_driver)
+        ray.init(address="local", include_dashboard=False, log_to_driver=log_to_driver)
     return True
 
 
-def _needs(spec: StudySpec) -> tuple[float, float]:
-    return spec.gpus_per_worker * spec.workers, spec.cpus_per_worker * spec.workers
+def _worker(spec: StudySpec) -> dict[str, float]:
+    """What one worker of a trial holds, in Ray's resource names."""
+    return {k: v for k, v in (("CPU", spec.cpus_per_worker), ("GPU", spec.gpus_per_worker)) if v}
 
 
 def check_local_resources(spec: StudySpec, address: str | None) -> list[str]:
@@ -91,47 +127,70 @@ def check_local_resources(spec: StudySpec, address: str | None) -> list[str]:
     problems = []
     if spec.backend == "xla" and importlib.util.find_spec("torch_xla") is None:
         problems.append("backend: 'xla' needs torch-xla: pip install 'raysweep[tpu]' on the TPU hosts")
-    if address or os.environ.get("RAY_ADDRESS") or spec.wait_for_resources:
+    if cluster_address(address) or spec.wait_for_resources:
         return problems
     import torch
-    need_gpu, need_cpu = _needs(spec)
-    have_gpu = torch.cuda.device_count() if need_gpu else 0
-    if need_gpu and have_gpu < need_gpu:
-        problems.append(f"gpus_per_worker: the study asks for {need_gpu:g} GPU(s) per trial ({spec.workers} "
+    need = {k: v * spec.workers for k, v in _worker(spec).items()}   # a local cluster is one node
+    have_gpu = torch.cuda.device_count() if need.get("GPU") else 0
+    if need.get("GPU", 0) > have_gpu:
+        problems.append(f"gpus_per_worker: the study asks for {need['GPU']:g} GPU(s) per trial ({spec.workers} "
                         f"worker(s) x {spec.gpus_per_worker:g}) and this machine has {have_gpu}; set "
                         f"gpus_per_worker: 0, or attach to a cluster that has GPUs (--address)")
-    if need_cpu > (os.cpu_count() or 1):
-        problems.append(f"cpus_per_worker: a trial needs {need_cpu:g} CPUs ({spec.workers} worker(s) x "
+    if need.get("CPU", 0) > (os.cpu_count() or 1):
+        problems.append(f"cpus_per_worker: a trial needs {need['CPU']:g} CPUs ({spec.workers} worker(s) x "
                         f"{spec.cpus_per_worker:g}) and this machine has {os.cpu_count()}")
     return problems
 
 
+def _holds(node: dict, need: dict[str, float]) -> float:
+    """How many workers fit on a node at once (Ray keeps resources to 4 decimals: the tolerance absorbs rounding)."""
+    return min((int(node.get(k, 0) / v + 1e-6) for k, v in need.items()), default=float("inf"))
+
+
 def check_resources(spec: StudySpec) -> None:
-    """Fail now if no node of the attached cluster could ever hold a trial (Ray would leave it pending forever)."""
+    """Fail now if the attached cluster could never hold a trial: Ray would leave it pending forever. A worker is
+    placed on one node, so some node, or on an autoscaling cluster some node type, must hold a whole worker; a trial
+    of several workers needs that many places in the cluster."""
     import ray
+    from ray._private.state import state
 
     if spec.wait_for_resources:
         return
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    total = {k: sum(n.get(k, 0) for n in nodes) for k in ("CPU", "GPU", "TPU")}
-    need_gpu, need_cpu = _needs(spec)
-    if need_gpu and total["GPU"] < need_gpu:
-        raise ResourceError(f"the study asks for {need_gpu:g} GPU(s) per trial ({spec.workers} worker(s) x "
-                            f"gpus_per_worker={spec.gpus_per_worker:g}) but the cluster has {total['GPU']:g}; set "
-                            f"gpus_per_worker: 0, or wait_for_resources: true on an autoscaling cluster")
-    if spec.backend == "xla" and not total["TPU"]:
+    config = state.get_cluster_config()   # the node types an autoscaler reported; None without one
+    types = [(dict(g.resources), float("inf") if g.max_count < 0 else g.max_count)
+             for g in (config.node_group_configs if config else []) if g.max_count != 0]
+    if spec.backend == "xla" and not any(n.get("TPU") for n in [*nodes, *(r for r, _ in types)]):
         raise ResourceError("backend 'xla' needs TPU hosts and the cluster has none")
-    if total["CPU"] < need_cpu:
-        raise ResourceError(f"a trial needs {need_cpu:g} CPUs ({spec.workers} worker(s) x cpus_per_worker="
-                            f"{spec.cpus_per_worker:g}) but the cluster has {total['CPU']:g}")
+
+    def places(need: dict[str, float]) -> float:
+        # an upper bound on what the cluster could ever hold: its live nodes, and every node type at its maximum
+        return sum(_holds(n, need) for n in nodes) + sum(h * most for r, most in types if (h := _holds(r, need)))
+
+    worker = _worker(spec)
+    if places(worker) >= spec.workers:
+        return
+    fields = {"CPU": "cpus_per_worker", "GPU": "gpus_per_worker"}
+    short = [fields[k] for k, v in worker.items() if places({k: v}) < spec.workers] or [fields[k] for k in worker]
+    largest = ", ".join(f"{max(n.get(k, 0) for n in [*nodes, *(r for r, _ in types)]):g} {k}" for k in worker)
+    room = (f"no {'node or node type' if types else 'node'} of the cluster has that much" if not places(worker)
+            else f"the cluster{' and its node types' if types else ''} can hold only {places(worker):g} at once")
+    raise ResourceError(
+        f"{'/'.join(short)}: {'a worker' if spec.workers == 1 else f'each of the {spec.workers} workers of a trial'} "
+        f"needs {' and '.join(f'{v:g} {k}' for k, v in worker.items())} on one node, and {room} (the most any "
+        f"has: {largest}); ask for less, or set wait_for_resources: true on an autoscaling cluster whose nodes are "
+        f"not up yet")
 
 
 def preflight(spec: StudySpec, trials: list[Trial], address: str | None = None) -> list[str]:
     """The checks that read files: the data sets are present (never downloaded here, no directory created), every
     quota is feasible on the model's layers at every sparsity it is asked for, and the local resources suffice."""
-    from .. import data, models, pruning
+    from .. import data, models, pruning, training
+    from .trial import step_of
 
-    problems = check_local_resources(spec, address)
+    # a quarantine/ link only keeps damaged rows from being moved aside (results.scan warns): no reason to refuse
+    problems = check_storage(spec.storage, spec.name, dense_store.DENSE,
+                             tolerated=(f"{spec.name}/{results.QUARANTINE}",)) + check_local_resources(spec, address)
     try:
         ds = data.get(spec.data, spec.data_root, download=False)
     except data.DataNotFound as e:
@@ -152,6 +211,16 @@ def preflight(spec: StudySpec, trials: list[Trial], address: str | None = None) 
                     pruning.quota(quota, shapes, sparsity)
                 except (pruning.InfeasibleQuota, ValueError) as e:
                     problems.append(f"grids[{i}].quotas: {quota!r} at sparsity {sparsity:g} on {spec.model}: {e}")
+    # a step is counted in the data set's batches: a prune_at past the end of training is never reached, and its
+    # trials would fail for want of the dense checkpoint at it
+    hp = training.preset(spec.training).replace(**spec.hparams)
+    total = step_of("end", ds, hp)
+    for i, g in enumerate(spec.grids):
+        late = [w for w in g.prune_at if w not in ("init", "end") and step_of(w, ds, hp) > total] \
+            if set(g.methods) - {"dense"} else []
+        if late:
+            problems.append(f"grids[{i}].prune_at: {', '.join(late)} after the end of training (training_steps "
+                            f"{hp.training_steps!r} is {total} steps of batch {hp.batch_size} on {spec.data})")
     return problems
 
 
@@ -194,9 +263,8 @@ class Plan:
     stale: int
 
 
-def plan(spec: StudySpec, set_aside: bool = False) -> Plan:
-    """The study's trials, those with no finished row yet, and how many rows on disk are stale."""
-    trials = expand(spec)
+def plan(spec: StudySpec, trials: list[Trial], set_aside: bool = False) -> Plan:
+    """The study's trials (expand(spec)), those with no finished row yet, and how many rows on disk are stale."""
     storage = Storage(spec.storage)
     scanned = results.scan(storage, spec.name, set_aside=set_aside)
     ids = {t.trial_id for t in trials}
@@ -213,16 +281,20 @@ def run_study(spec: StudySpec, address: str | None = None, verbose: int = 1, cal
     verbose: 0 prints nothing but warnings, 1 one line per finished trial, 2 Ray Tune's own progress tables.
     callbacks: Ray Tune callbacks (e.g. logger callbacks) added to the study's Tune runs.
     wait: if another driver runs this study now, wait for it instead of raising LeaseHeld.
+    A driver that loses the study's lease (paused past its TTL, and taken over) raises LeaseLost: its trials are
+    stopped, and neither they nor it write anything more.
     """
     trials = expand(spec)
     problems = preflight(spec, trials, address)
     if problems:
         raise SpecError(problems)
+    probe(address)   # before the lease and any write: ray.init would hang on an address where nothing answers
     storage = Storage(spec.storage)
-    with Lease(storage, (spec.name, LEASE), f"study {spec.name!r}").acquire(wait=wait):
+    with Lease(storage, (spec.name, LEASE), f"study {spec.name!r}").acquire(wait=wait) as lease:
+        lease.verify()
         _record_spec(storage, spec, trials)
         _leftovers(storage, spec.name)
-        planned = plan(spec, set_aside=True)
+        planned = plan(spec, trials, set_aside=True)
         if planned.stale:
             log.warning("%d row(s) of trials the spec no longer has are stale: kept in %s, left out of the study's "
                         "results (results.load(..., include_stale=True) reads them)", planned.stale,
@@ -232,7 +304,9 @@ def run_study(spec: StudySpec, address: str | None = None, verbose: int = 1, cal
         if todo:
             connected = connect(address, log_to_driver=verbose >= 2)
             check_resources(spec)
-            ctx = _context(spec, storage, trials)
+            # the lease's generation goes with every row this run writes, which is refused once the lease is lost
+            ctx = dataclasses.replace(_context(spec, storage, trials), generation=lease.generation)
+            callbacks = (*callbacks, _watch(lease))
             try:
                 for _ in range(3):   # a damaged dense checkpoint costs a round: retrain it, rerun its trials
                     trained, interrupted, broken = _dense_phase(spec, ctx, storage, todo, verbose, callbacks)
@@ -255,12 +329,18 @@ def run_study(spec: StudySpec, address: str | None = None, verbose: int = 1, cal
                     # die with its connection.
                     import ray
                     ray.shutdown()
+            except LeaseLost:   # another driver runs the study now: stop this one's trials, write nothing more
+                if connected:
+                    import ray
+                    ray.shutdown()
+                raise
         rows = _rows(storage, spec.name, planned.todo)
         finished_now = sum(r["status"] in results.FINISHED for r in rows.values())
         failed = sum(r["status"] == "failed" for r in rows.values())
+        lease.verify()
         frame = results.consolidate(storage, spec.name)
-        run = StudyRun(path=storage.path(spec.name), frame=frame, ran=finished_now, skipped=planned.done,
-                       failed=failed, dense_trainings=trainings, missing=len(planned.todo) - finished_now,
+        run = StudyRun(path=storage.uri_of(spec.name), frame=frame, ran=finished_now, skipped=planned.done,
+                       failed=failed, dense_trainings=trainings, missing=len(planned.todo) - finished_now - failed,
                        stale=planned.stale)
     if interrupted:
         raise StudyInterrupted(run)
@@ -270,16 +350,12 @@ def run_study(spec: StudySpec, address: str | None = None, verbose: int = 1, cal
 def _record_spec(storage: Storage, spec: StudySpec, trials: list[Trial]) -> None:
     """Write spec.yaml and the manifest of current trial ids; say what changed if the study ran before."""
     new = spec.to_dict()
-    if storage.exists(spec.name, SPEC):
-        try:
-            old = yaml.safe_load(storage.read_bytes(spec.name, SPEC)) or {}
-        except yaml.YAMLError:
-            old = {}
-        changes = spec_changes(old, new)
-        if changes:
-            log.warning("study %r changed since its last run (%s); rows of trials it no longer has stay on disk as "
-                        "stale rows", spec.name, "; ".join(changes))
-    storage.write_bytes(yaml.safe_dump(new, sort_keys=False).encode(), spec.name, SPEC)
+    old = results.recorded_spec(storage, spec.name)
+    changes = spec_changes(old, new) if old is not None else []
+    if changes:
+        log.warning("study %r changed since its last run (%s); rows of trials it no longer has stay on disk as "
+                    "stale rows", spec.name, "; ".join(changes))
+    storage.write_bytes(yaml.safe_dump(new, sort_keys=False).encode(), spec.name, results.SPEC)
     results.write_manifest(storage, spec.name, [t.trial_id for t in trials])
 
 
@@ -325,7 +401,7 @@ def _dense_phase(spec, ctx, storage, todo, verbose, callbacks) -> tuple[int, boo
             _leftovers(storage, dense_store.DENSE, dense_id)
         try:
             if mine:
-                jobs = [_job("dense", [pending[i]]) for i in mine]
+                jobs = [{**_job("dense", [pending[i]]), "generation": mine[i].generation} for i in mine]
                 errors, interrupted = _tune(spec, ctx, storage, jobs, "dense", verbose, callbacks)
                 if interrupted:
                     return trained, True, broken
@@ -437,7 +513,7 @@ def _ray_train(kind: str, trial: Trial, ctx: Context) -> None:
     trainer = TorchTrainer(_train_worker, scaling_config=scaling,
                            train_loop_config={"kind": kind, "trial": trial.to_dict(), "ctx": dataclasses.asdict(ctx)},
                            run_config=RunConfig(name=f"{kind}-{trial.trial_id}-{int(time.time())}",
-                                                storage_path=storage.path(ctx.study, "train"),
+                                                storage_path=storage.target(ctx.study, "train"),
                                                 storage_filesystem=storage.fs, callbacks=[TuneReportCallback()]),
                            **kwargs)
     trainer.fit()
@@ -477,13 +553,15 @@ def _tune_job(config: dict, jobs: dict, ctx: dict) -> None:
     storage = Storage(ctx.storage)
     if job["kind"] == "dense":
         trial = trials[0]
+        ctx = dataclasses.replace(ctx, generation=job["generation"])   # it writes under the dense run's lease
         if ctx.distributed:
             _ray_train("dense", trial, ctx)
         else:
             run_dense(trial, ctx, report=tune.report)
         result = dense_store.read_result(storage, trial.dense_id) or {}
-        tune.report({"done": True, "rows": [{"method": "dense (trained)", "seed": trial.seed,
-                                             "status": result.get("status"), "accuracy": result.get("accuracy"),
+        tune.report({"done": True, "rows": [{"trial_id": trial.dense_id, "method": "dense (trained)",
+                                             "seed": trial.seed, "status": result.get("status"),
+                                             "accuracy": result.get("accuracy"),
                                              "wall_time": result.get("wall_time")}]})
         return
     todo = [t for t in trials if (row := results.read_row(storage, ctx.study, t.trial_id)) is None
@@ -523,7 +601,8 @@ def _run_one(trial: Trial, ctx: Context, storage: Storage):
 
 
 class _Progress:
-    """One line per finished trial: [done/total] settings: accuracy (status) in time, and the time left."""
+    """One line per finished trial: [done/total] settings: accuracy (status) in time, and the time left. done counts
+    trials, not lines: a trial that Tune retries (it failed, or its pack did) is reported again and counted once."""
 
     def __init__(self, total: int, what: str):
         from ray.tune import Callback
@@ -535,13 +614,13 @@ class _Progress:
                 for row in result.get("rows") or []:
                     progress.line(row)
 
-        self.total, self.what, self.done, self.started = total, what, 0, time.monotonic()
+        self.total, self.what, self.seen, self.started = total, what, set(), time.monotonic()
         self.callback = Lines()
 
     def line(self, row: dict) -> None:
-        self.done += 1
-        elapsed = time.monotonic() - self.started
-        left = elapsed / self.done * (self.total - self.done)
+        self.seen.add(row["trial_id"])
+        done = len(self.seen)
+        left = (time.monotonic() - self.started) / done * (self.total - done)
         what = row.get("method", "")
         if row.get("sparsity") is not None and what != "dense":
             what += f" s={row['sparsity']:g}"
@@ -549,9 +628,29 @@ class _Progress:
                                                    ("target", "direct")) if row.get(k) not in (None, d))
         outcome = (f"accuracy {100 * row['accuracy']:.1f}%" if row.get("accuracy") is not None
                    else one_line(row.get("error")))
-        print(f"[{self.done}/{self.total} {self.what}] {what} seed={row.get('seed')}: {outcome} "
+        print(f"[{done}/{self.total} {self.what}] {what} seed={row.get('seed')}: {outcome} "
               f"({row.get('status')}, {row.get('wall_time') or 0:.1f} s); about {left / 60:.1f} min left",
               flush=True)
+
+
+def _watch(lease: Lease):
+    """A Tune callback that ends the run (LeaseLost out of tuner.fit) at the first step after the study's lease is
+    lost, before Tune starts or reports another trial."""
+    from ray.tune import Callback
+
+    class Watch(Callback):
+        def __init__(self, lease):
+            self.lease = lease
+
+        def on_step_begin(self, iteration, trials, **info):
+            if self.lease is not None:
+                self.lease.check()
+
+        def __getstate__(self):
+            # Tune saves its callbacks with the experiment; the lease (and its heartbeat) is this driver's alone
+            return {"lease": None}
+
+    return Watch(lease)
 
 
 def _loggers(spec: StudySpec) -> list:
@@ -591,7 +690,7 @@ def _tune(spec, ctx, storage, jobs: list[dict], phase: str, verbose, callbacks) 
                                     trial_dirname_creator=lambda t: t.config["name"],
                                     trial_name_creator=lambda t: t.config["name"]),
         run_config=tune.RunConfig(name=f"{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  storage_path=storage.path(spec.name, "tune"), storage_filesystem=storage.fs,
+                                  storage_path=storage.target(spec.name, "tune"), storage_filesystem=storage.fs,
                                   failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                                   callbacks=[*([progress.callback] if verbose == 1 else []), *_loggers(spec),
                                              *callbacks],

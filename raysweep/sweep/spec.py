@@ -10,17 +10,57 @@ without downloading anything or creating a directory.
 from __future__ import annotations
 
 import math
+import reprlib
 import typing
+import unicodedata
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .plugins import load_plugins
 
 WHEN = ("init", "end")   # besides a step ('Nit', 'Nep' or an int)
 EXTRA_METHODS = ("ltr", "dense")
 LOGGERS = ("tensorboard", "csv", "json", "wandb", "mlflow")
+INT64 = 2**63   # integers a result row holds (Parquet int64): seeds, counts, hyperparameters
+NAME_BYTES = 200   # a directory name holds 255 bytes on common file systems; the rest is left for suffixes
+
+_REPR = reprlib.Repr()   # at most 4 items of each container, 2 levels deep, 60 characters of any scalar
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 2, 4, 4, 4, 4
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
+
+
+def quoted(value, limit: int = 80) -> str:
+    """repr(value) cut to `limit` characters, built without the full repr: a YAML alias bomb of a few hundred bytes
+    stands for lists of gigabytes, and an error message quoting it must stay one short line."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, except that a key given twice in one mapping is an error: PyYAML would keep the
+    last silently, and the spec would not be what its reader sees. Keys brought in by a merge ('<<: *base') may
+    still be overridden, as YAML defines."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:   # an unhashable key: SafeLoader's own error names it
+                    continue
+                if first is not None:   # (YAML itself requires a mapping's keys to be unique)
+                    lines = sorted({first.line + 1, key_node.start_mark.line + 1})
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {quoted(key)} is given twice (line{'s' * (len(lines) - 1)} "
+                                    f"{' and '.join(map(str, lines))})", key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)
 
 
 class SpecError(ValueError):
@@ -33,7 +73,8 @@ class SpecError(ValueError):
 
 def _where(loc: tuple) -> str:
     out = ""
-    for part in loc:
+    for part in loc:   # a key of the file (an unknown field) is quoted as any value is: cut short
+        part = part if isinstance(part, int) or len(str(part)) <= 60 else quoted(str(part), 60)
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "spec"
 
@@ -51,7 +92,7 @@ def problems_of(error: ValidationError) -> list[str]:
         if e["type"] == "extra_forbidden":
             msg = "unknown field"
         elif e["type"] != "value_error" and "input" in e and not isinstance(e["input"], (dict, BaseModel)):
-            msg += f" (got {e['input']!r})"
+            msg += f" (got {quoted(e['input'])})"
         lines.append(f"{_where(e['loc'])}: {msg}" if e["loc"] else msg)
     return lines
 
@@ -59,7 +100,8 @@ def problems_of(error: ValidationError) -> list[str]:
 class SpecModel(BaseModel):
     """Loading, copying and dumping shared by every spec."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+    # NaN and infinity are no learning rate, no CPU count, no interval: every float field is finite
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True, allow_inf_nan=False)
 
     def __init__(self, **fields):
         # built in Python, a spec reports its problems as from YAML: every one, each naming its field
@@ -83,10 +125,11 @@ class SpecModel(BaseModel):
     @classmethod
     def from_yaml(cls, path):
         try:
-            with open(path) as f:
-                raw = yaml.safe_load(f)
-        except yaml.YAMLError as e:
-            raise SpecError([f"spec: {path} is not valid YAML ({str(e).splitlines()[0]})"]) from None
+            with open(path, "rb") as f:   # bytes: PyYAML decodes them, and a binary file is a YAMLError
+                raw = yaml.load(f, Loader=_SpecLoader)
+        except (yaml.YAMLError, ValueError, RecursionError) as e:
+            # ValueError: an integer of more digits than Python converts; RecursionError: nesting too deep to parse
+            raise SpecError([f"spec: {path} is not valid YAML ({str(e).splitlines()[0][:160]})"]) from None
         except OSError as e:
             raise SpecError([f"spec: cannot read {path} ({e.strerror})"]) from None
         return cls.from_dict(raw)
@@ -105,18 +148,42 @@ def _f(default, help, **kw):
     return Field(default=default, description=help, **kw)
 
 
+def _listed(values: list) -> str:
+    """The first few values, each quoted short: a message names what is wrong, not all of it."""
+    return ", ".join(map(quoted, values[:5])) + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+
+
 def _known(values, allowed, what: str):
     unknown = [v for v in values if v not in allowed]
     if unknown:
-        raise ValueError(f"unknown {what} {', '.join(map(repr, unknown))} (known: {', '.join(sorted(allowed))})")
+        raise ValueError(f"unknown {what} {_listed(unknown)} (known: {', '.join(sorted(allowed))})")
     return values
 
 
 def _sparsities(values: list[float]) -> list[float]:
     bad = [s for s in values if not 0 <= s < 1]
     if bad:
-        raise ValueError(f"{', '.join(map(repr, bad))} outside [0, 1)")
+        raise ValueError(f"{_listed(bad)} outside [0, 1)")
     return values
+
+
+def _directory_name(v: str) -> str:
+    """A study's directory under storage: one path component, which stays there and prints on one line."""
+    if v in (".", ".."):
+        raise ValueError(f"{v!r} is not a study's name: it names a directory that is already there")
+    # Cc: control characters (NUL, newline, ...); Zl, Zp: line separators; Cs: lone surrogates, which no file
+    # system name encodes
+    bad = {c for c in v if c in "/\\" or unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs")}
+    if bad:
+        raise ValueError(f"{quoted(v)} holds {_listed(sorted(bad))}: a study's name is one directory "
+                         f"name, without path separators or control characters")
+    if len(v.encode()) > NAME_BYTES:
+        raise ValueError(f"{quoted(v)} is {len(v.encode())} bytes long; a study's name holds at most {NAME_BYTES}")
+    return v
+
+
+DirectoryName = Annotated[str, Field(min_length=1), AfterValidator(_directory_name)]
+Seed = Annotated[int, Field(ge=0, lt=INT64)]
 
 
 def parse_when(value) -> str:
@@ -133,7 +200,7 @@ def parse_when(value) -> str:
     for unit in ("it", "ep"):
         if text.endswith(unit) and text[: -len(unit)].isdigit():
             return "init" if int(text[: -len(unit)]) == 0 else f"{int(text[: -len(unit)])}{unit}"
-    raise ValueError(f"{value!r} is not 'init', 'end', 'Nit' or 'Nep'")
+    raise ValueError(f"{quoted(value)} is not 'init', 'end', 'Nit' or 'Nep'")
 
 
 class Grid(SpecModel):
@@ -206,6 +273,9 @@ class Grid(SpecModel):
         return self
 
 
+_HPARAMS = ConfigDict(strict=True, allow_inf_nan=False)
+
+
 def _hparam_types() -> dict:
     from ..training import TrainHparams
     return typing.get_type_hints(TrainHparams)
@@ -229,10 +299,10 @@ class RunFields(SpecModel):
     def _model(cls, v):
         from .. import models
         if v not in models.names():
-            try:
-                models.create(v, num_classes=10, input_shape=(3, 32, 32))
+            try:   # from the numbers in its name, without building it: a typo may ask for a network of terabytes
+                models.size(v, num_classes=10, input_shape=(3, 32, 32))
             except models.UnknownModel:
-                raise ValueError(f"unknown model {v!r} (known: {', '.join(models.names())}; other depths and "
+                raise ValueError(f"unknown model {quoted(v)} (known: {', '.join(models.names())}; other depths and "
                                  f"widths: raysweep.models.patterns())") from None
             except ValueError as e:
                 raise ValueError(str(e)) from None
@@ -268,11 +338,15 @@ class RunFields(SpecModel):
             kind = Union[list[Union[str, int]], tuple[Union[str, int], ...]] \
                 if typing.get_origin(types[key]) is tuple or types[key] is tuple else types[key]
             try:
-                TypeAdapter(kind).validate_python(value, strict=True)
+                TypeAdapter(kind, config=_HPARAMS).validate_python(value)
             except ValidationError as e:
-                problems.append(f"{key}: {e.errors()[0]['msg']} (got {value!r})")
-        if problems:
-            raise ValueError("; ".join(problems))
+                problems.append(f"{key}: {e.errors()[0]['msg']} (got {quoted(value)})")
+                continue
+            if any(isinstance(x, int) and not -INT64 <= x < INT64 for x in (value if isinstance(value, (list, tuple))
+                                                                              else [value])):
+                problems.append(f"{key}: {quoted(value)} does not fit in a 64-bit integer")
+        if problems:   # one line each, 'hparams.<key>: ...' (problems_of prefixes a nested SpecError's lines)
+            raise SpecError(problems)
         return v
 
     @model_validator(mode="after")
@@ -288,11 +362,12 @@ class RunFields(SpecModel):
 class StudySpec(RunFields):
     """A grid study: its trials, where results go, and the resources each trial takes."""
 
-    name: str = _f("study", "the study's directory name under storage", min_length=1, pattern=r"^[^/\\]+$")
-    storage: str = _f("runs", "local directory or pyarrow URI (s3://bucket/path) for results and dense checkpoints",
-                      min_length=1)
-    seeds: list[int] = _f(lambda: [0], "replicate seeds; a seed fixes the initial weights shared by all methods",
-                          min_length=1)
+    name: DirectoryName = _f("study", "the study's directory name under storage: one directory name (no '/', "
+                                      "no control characters, not '.' or '..', at most 200 bytes)")
+    storage: str = _f("runs", "local directory or pyarrow URI (s3://bucket/path) for results and dense checkpoints")
+    seeds: list[Seed] = _f(
+        lambda: [0], "replicate seeds (0 <= seed < 2**63); a seed fixes the initial weights shared by all methods",
+        min_length=1)
     sparsities: list[float] = _f(lambda: [0.5, 0.9], "target sparsities in [0, 1)", min_length=1)
     grids: list[Grid] = _f(lambda: [Grid()], "blocks of the grid (see Grid); default: the five methods at init",
                            min_length=1)
@@ -301,14 +376,15 @@ class StudySpec(RunFields):
                                                        "(Frankle section 3), 'remaining' continues from step t")
     rescale: bool = _f(False, "after pruning, rescale kept weights back onto the Edge of Chaos (Hayou et al.)")
     ood: list[str] = _f(list, "out-of-distribution data sets for the ood_auroc metric (raysweep.data.names())")
-    per_class: int = _f(10, "examples per class in the scoring batch of SNIP/GraSP (Frankle App. D)", ge=1)
+    per_class: int = _f(10, "examples per class in the scoring batch of SNIP/GraSP (Frankle App. D)", ge=1,
+                        lt=INT64)
     tie_break: Literal["random", "index"] = _f("random", "weights tied at the cut: pruned at random, seeded by the "
                                                          "trial ('random'), or lowest parameter index first ('index')")
     rounding: Literal["nearest", "synflow"] = _f("nearest", "iterative global pruning: prune exactly round(s_t N) "
                                                             "per round ('nearest') or everything at or below the "
                                                             "int(s_t N)-th score (Synaptic-Flow's rule, 'synflow')")
-    iterations: dict[str, Annotated[int, Field(ge=1)]] = _f(dict, "rounds of iterative pruning per method, e.g. "
-                                                                   "{synflow: 100}")
+    iterations: dict[str, Annotated[int, Field(ge=1, lt=INT64)]] = _f(
+        dict, "rounds of iterative pruning per method, e.g. {synflow: 100}")
     metrics: list[str] = _f(list, "extra metrics per trial (raysweep.metrics.names())")
     plugins: list[str] = _f(list, "modules or .py files imported in every trial process before it runs (to "
                                   "register models, methods, quotas or data sets); they run as code")
@@ -320,15 +396,16 @@ class StudySpec(RunFields):
     backend: Literal["torch", "xla"] = _f("torch", "'torch' (DDP; gloo on CPU, nccl on GPU) or 'xla' (torch-xla "
                                                    "on TPUs)")
     wait_for_resources: bool = _f(False, "start even if the cluster lacks the GPUs now (autoscaling clusters)")
-    pack_size: Annotated[int, Field(ge=1)] | Literal["auto"] = _f(
+    pack_size: int | Literal["auto"] = _f(
         "auto", "trials of one model, data set and schedule trained together on one device as one batched "
                 "computation (training.train_packed); 'auto' sizes packs from the model, the batch and the memory a "
                 "trial's slot has; 1 trains each trial alone. Data-parallel trials (workers > 1) are never packed")
     max_failures: int = _f(1, "retries of a trial that raises before it is recorded as failed", ge=0)
     max_concurrent: int = _f(0, "trials running at once (0: as many as the cluster's resources allow, growing with "
                                 "an autoscaling cluster)", ge=0)
-    upload_every: float = _f(60.0, "on remote storage (s3://...), seconds between uploads of a running trial's "
-                                   "resumable state, so a preempted node loses at most that much training", ge=0)
+    upload_every: float = _f(60.0, "seconds between writes of a running trial's resumable state (on remote storage, "
+                                   "s3://..., and its uploads), at the first training step after that long, so a "
+                                   "preempted node loses at most that much training and one step", ge=0)
     loggers: list[Literal[LOGGERS]] = _f(list, "Ray Tune logger callbacks: tensorboard, csv, json, wandb, mlflow "
                                                "(the last two need their package installed)")
 
@@ -353,11 +430,26 @@ class StudySpec(RunFields):
                 raise ValueError(f"plugins: {type(e).__name__}: {e}") from None
         return raw
 
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, v):
+        if not v.strip() or any(unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") for c in v):
+            raise ValueError(f"must name a directory or a URI, without control characters (got {quoted(v)})")
+        return v
+
+    @field_validator("pack_size", mode="before")
+    @classmethod
+    def _pack_size(cls, v):
+        # checked before pydantic tries the union's members, whose names ('int', 'literal[...]') would mean nothing
+        if v != "auto" and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise ValueError(f"must be 'auto' or a whole number >= 1 (got {quoted(v)})")
+        return v
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v):
         if len(set(v)) != len(v):
-            raise ValueError(f"{v!r} repeats a seed")
+            raise ValueError(f"{quoted(v)} repeats a seed")
         return v
 
     @field_validator("sparsities")
@@ -396,7 +488,7 @@ class StudySpec(RunFields):
         problems = ["ood: given without 'ood_auroc' in metrics"] if self.ood and "ood_auroc" not in self.metrics else []
         if self.rounding != "nearest":
             problems += [f"rounding: {self.rounding!r} is a rule of global pruning, and grids[{i}] has quotas "
-                         f"{[q for q in g.quotas if q != 'global']}" for i, g in enumerate(self.grids)
+                         f"{_listed([q for q in g.quotas if q != 'global'])}" for i, g in enumerate(self.grids)
                          if any(q != "global" for q in g.quotas)]
         if problems:
             raise ValueError("; ".join(problems))

@@ -1,8 +1,12 @@
 """What one trial does, in whichever process runs it: build, (fetch dense weights,) prune, retrain, measure, record.
 
 A run's resumable state lives in its work directory: on local storage that is the storage itself; on remote storage a
-local directory whose files are uploaded to the same place on the storage every `upload_every` seconds (and at the
-end), and downloaded again by whichever node resumes the run, so a preempted node loses at most that much training.
+local directory whose files are uploaded to the same place on the storage, and downloaded again by whichever node
+resumes the run. The state is written (and on remote storage uploaded) every `upload_every` seconds, at the first
+training step after that long, so a preempted node loses at most that much training and one step.
+
+Every file of a run names what it belongs to (a dense run's or a trial's id and what it depends on); one found where
+another run's belongs is set aside as damaged, never used.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import torch
 from .. import data, metrics, models, pruning, results, training
 from ..integrity import Corrupt
 from ..storage import Storage
-from ..training import checkpoints
+from ..training import checkpoints, distributed, run_state
 from . import dense as dense_store
 from .dense import DENSE
 from .errors import describe
 from .grid import Trial
+from .lease import STUDY as STUDY_LEASE, fence
 
 
 @dataclass
@@ -45,7 +50,10 @@ class Context:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
     backend: str = "torch"
-    upload_every: float = 60.0   # seconds between uploads of a run's state to remote storage
+    upload_every: float = 60.0   # seconds between writes of a run's state (and uploads, on remote storage)
+    # the generation (fencing token, sweep.lease) of the lease this process writes under: the study's for rows, a
+    # dense run's for its result; its writes are refused once that lease holds another. None: not under a lease
+    generation: int | None = None
 
     @property
     def distributed(self) -> bool:
@@ -61,9 +69,11 @@ class Workdir:
 
     SETUP = "setup.json"   # seconds spent before training (pruning, measuring) over every attempt
 
-    def __init__(self, ctx: Context, *parts: str):
+    def __init__(self, ctx: Context, lease: tuple, *parts: str):
         self.storage, self.parts = Storage(ctx.storage), parts
-        self.every, self.last, self.uploaded = ctx.upload_every, time.monotonic(), set()
+        self.every, self.uploaded = ctx.upload_every, set()   # every: seconds between writes of the run's state
+        self.lease, self.generation = lease, ctx.generation
+        self.guard()
         if self.storage.local:
             self.path = self.storage.local_path(*parts)
             self.path.mkdir(parents=True, exist_ok=True)
@@ -73,28 +83,37 @@ class Workdir:
                 if self.storage.exists(*self.parts, name):
                     self.storage.download(self.path / name, *self.parts, name)
 
-    def sync(self, force: bool = False) -> None:
-        """Upload the state (at most every `upload_every` seconds unless forced); a no-op on local storage.
+    def guard(self) -> None:
+        """Raise LeaseLost if the lease this run writes under (`lease`, at ctx.generation) is no longer held at that
+        generation: called before every file of the run is written, so a trial of a driver whose lease was taken
+        over (the driver paused past its TTL) stops and writes nothing more. Without a generation (a run outside a
+        study's driver) nothing is checked."""
+        if self.generation is not None:
+            fence(self.storage, self.lease, self.generation, "/".join(self.lease))
+
+    def sync(self) -> None:
+        """Upload the run's files now (train() calls it through saving() every `every` seconds); a no-op on local
+        storage.
 
         Step files are written once and uploaded once; the state goes last, so a state on the storage never counts on
         a checkpoint that is not there yet."""
-        if self.storage.local or not (force or time.monotonic() - self.last >= self.every):
+        if self.storage.local:
             return
         names = sorted(p.name for p in self.path.iterdir() if p.is_file() and not p.name.startswith("."))
         for name in sorted(set(names) - self.uploaded, key=lambda n: n == checkpoints.STATE_FILE):
             self.storage.write_bytes((self.path / name).read_bytes(), *self.parts, name)
             if name.startswith("step_"):
                 self.uploaded.add(name)
-        self.last = time.monotonic()
 
     def setup_seconds(self, spent: float) -> float:
         """Add this attempt's setup time to the earlier attempts' and return the total."""
         path = self.path / self.SETUP
         total = spent + (json.loads(path.read_text())["seconds"] if path.exists() else 0.0)
+        self.guard()
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps({"seconds": total}))
         os.replace(tmp, path)
-        self.sync(force=True)
+        self.sync()
         return total
 
     def close(self) -> None:
@@ -133,13 +152,11 @@ def _rank() -> int:
     return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
 
 
-def synced(workdir: Workdir, report):
-    def on_eval(step, m):
-        if _rank() == 0:
-            workdir.sync()
-        if report is not None:
-            report(m)
-    return on_eval
+def saving(workdir: Workdir, report) -> dict:
+    """train()'s arguments for a run kept in `workdir`: its state written and uploaded every `upload_every` seconds
+    (train() calls on_save on the writing rank only), and its evaluations reported."""
+    return dict(save_every=workdir.every, on_save=lambda step: workdir.sync(), guard=workdir.guard,
+                on_eval=None if report is None else lambda step, m: report(m))
 
 
 def run_dense(trial: Trial, ctx: Context, device=None, report=None) -> dict | None:
@@ -149,18 +166,21 @@ def run_dense(trial: Trial, ctx: Context, device=None, report=None) -> dict | No
     hp = trial.train_hparams()
     steps = {when: step_of(when, ds, hp) for when in ctx.dense_steps}
     storage = Storage(ctx.storage)
-    workdir = Workdir(ctx, DENSE, trial.dense_id)
-    state = checkpoints.load_state(workdir.path)
-    if dense_store.read_result(storage, trial.dense_id) is not None or (state is not None and not all(
-            storage.exists(DENSE, trial.dense_id, Path(p).name) for p in state["checkpoints"].values())):
-        # The run exists but lacks a step this study needs, or a checkpoint its state counts on was set aside
-        # (damaged) or never reached the storage: train it again from the start (same seed).
-        (workdir.path / checkpoints.STATE_FILE).unlink(missing_ok=True)
+    workdir = Workdir(ctx, (DENSE, trial.dense_id, dense_store.LEASE), DENSE, trial.dense_id)
+    owner = dense_store.owner(trial)
+    if _rank() == 0:   # the rank that resumes: a state of another run is set aside here, once
+        run = run_state.run_id(hp, trial.seed, 0, distributed.rank_and_world()[1])
+        state = checkpoints.load_state(workdir.path, run_state.state_owner(owner, run))
+        if dense_store.read_result(storage, trial.dense_id) is not None or (state is not None and not all(
+                storage.exists(DENSE, trial.dense_id, Path(p).name) for p in state["checkpoints"].values())):
+            # The run exists but lacks a step this study needs, or a checkpoint its state counts on was set aside
+            # (damaged) or never reached the storage: train it again from the start (same seed).
+            (workdir.path / checkpoints.STATE_FILE).unlink(missing_ok=True)
     result = training.train(model, ds, hp, None, seed=trial.seed, save_steps=sorted(set(steps.values())),
-                            checkpoint_dir=workdir.path, device=device, on_eval=synced(workdir, report))
+                            checkpoint_dir=workdir.path, device=device, owner=owner, **saving(workdir, report))
     if _rank() != 0:
         return None
-    workdir.sync(force=True)
+    workdir.sync()
     workdir.close()
     saved = set(result.checkpoints)   # a diverged run saved only the steps it reached
     summary = {"dense_id": trial.dense_id, "status": result.status, "accuracy": result.accuracy,
@@ -168,18 +188,24 @@ def run_dense(trial: Trial, ctx: Context, device=None, report=None) -> dict | No
                "checkpoints": {when: f"step_{t}.pt" for when, t in steps.items() if t in saved},
                "trial": {k: v for k, v in trial.to_dict().items() if k in ("model", "data", "hparams", "init",
                                                                             "bn_init", "seed")}}
-    dense_store.write_result(storage, trial.dense_id, summary)
+    dense_store.write_result(storage, trial.dense_id, summary, ctx.generation)
     return summary
 
 
-def _dense_weights(ctx: Context, dense: dict, when: str) -> dict:
-    storage, dense_id = Storage(ctx.storage), dense["dense_id"]
+def _dense_weights(trial: Trial, ctx: Context, dense: dict, when: str, ds) -> dict:
+    """The weights trial's dense run saved at `when`; DenseCorrupt if they cannot be used: damaged, of another run or
+    step, or missing (several trials read one checkpoint at once: the first to find it damaged sets it aside)."""
+    storage, dense_id = Storage(ctx.storage), trial.dense_id
     name = dense["checkpoints"][when]
+    owner = run_state.weights_owner(dense_store.owner(trial), step_of(when, ds, trial.train_hparams()))
     with tempfile.TemporaryDirectory(prefix="raysweep-") as scratch:
-        path = (storage.local_path(DENSE, dense_id, name) if storage.local
-                else storage.download(Path(scratch) / name, DENSE, dense_id, name))
         try:
-            return checkpoints.load_weights(path)
+            path = (storage.local_path(DENSE, dense_id, name) if storage.local
+                    else storage.download(Path(scratch) / name, DENSE, dense_id, name))
+            return checkpoints.load_weights(path, owner)
+        except FileNotFoundError:
+            raise dense_store.invalidate(storage, dense_id, name, f"{storage.path(DENSE, dense_id, name)}, which "
+                                                                  f"result.json lists, is missing") from None
         except Corrupt as e:
             raise dense_store.invalidate(storage, dense_id, name, e) from None
 
@@ -193,7 +219,7 @@ def _masks(trial: Trial, ctx: Context, model, ds, dense: dict | None) -> pruning
         return _effective_masks(trial, model, ds, quota, ablation, batch)
     if trial.method == "ltr":
         trained = copy.deepcopy(model)
-        trained.load_state_dict(_dense_weights(ctx, dense, "end"))
+        trained.load_state_dict(_dense_weights(trial, ctx, dense, "end", ds))
         masks = pruning.prune(trained, trial.sparsity, "magnitude", quota=quota, seed=trial.seed, ablation=ablation,
                               tie_break=trial.tie_break, rounding=trial.rounding)
         if ablation in ("reinit", "init_normal"):
@@ -226,7 +252,7 @@ def _measure(model, masks: pruning.Masks, ds) -> dict:
 
 def base_row(trial: Trial, ctx: Context) -> dict:
     return {"study": ctx.study, **trial.columns(), "workers": ctx.workers, "host": platform.node(),
-            "error": None, "finished_at": time.time()}
+            "error": None, "finished_at": time.time(), "generation": ctx.generation}
 
 
 def failed_row(trial: Trial, ctx: Context, error: BaseException | str) -> dict:
@@ -258,6 +284,12 @@ class Prepared:
     setup: float = 0.0    # seconds before training, over every attempt
     start: int = 0        # the schedule step its retraining starts at
 
+    @property
+    def owner(self) -> dict:
+        """What the trial's state belongs to: its id and what it depends on (training adds its masks' digest)."""
+        t = self.trial
+        return {"trial_id": t.trial_id, "data": t.data, "init": t.init, "seed": t.seed}
+
 
 def prepare(trial: Trial, ctx: Context, ds=None) -> Prepared:
     """Everything a trial does before training (ds: the trial's data set, when the caller has it loaded)."""
@@ -275,13 +307,13 @@ def prepare(trial: Trial, ctx: Context, ds=None) -> Prepared:
     if outcome is not None:
         return Prepared(trial, ds, model, masks, {}, outcome)
     if trial.method == "dense":
-        model.load_state_dict(_dense_weights(ctx, dense, "end"))
+        model.load_state_dict(_dense_weights(trial, ctx, dense, "end", ds))
         return Prepared(trial, ds, model, masks, _measure(model, masks, ds),
                         dict(status=dense["status"], accuracy=dense["accuracy"], loss=dense["loss"],
                              steps=dense["steps"], wall_time=dense["wall_time"], history=dense["history"]))
-    workdir = Workdir(ctx, ctx.study, "scratch", trial.trial_id)
+    workdir = Workdir(ctx, (ctx.study, STUDY_LEASE), ctx.study, "scratch", trial.trial_id)
     if trial.prune_at != "init":
-        model.load_state_dict(_dense_weights(ctx, dense, trial.prune_at))
+        model.load_state_dict(_dense_weights(trial, ctx, dense, trial.prune_at, ds))
     masks = _masks(trial, ctx, model, ds, dense)
     masks.apply(model)
     if trial.rescale:
@@ -317,7 +349,8 @@ def record(p: Prepared, ctx: Context, device, pack: str | None = None) -> dict |
 def train_alone(p: Prepared, device, report=None) -> None:
     """Retrain a prepared trial by itself (train(); data parallel under Ray Train) and set its outcome."""
     trained(p, training.train(p.model, p.ds, p.trial.train_hparams(), p.masks, seed=p.trial.seed, start_step=p.start,
-                              checkpoint_dir=p.workdir.path, device=device, on_eval=synced(p.workdir, report)))
+                              checkpoint_dir=p.workdir.path, device=device, owner=p.owner,
+                              **saving(p.workdir, report)))
 
 
 def run_masked(trial: Trial, ctx: Context, device=None, report=None) -> dict | None:

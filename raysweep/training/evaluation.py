@@ -6,13 +6,14 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed as dist
+from .precision import loss_logits
 
 
 def logit_sums(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Summed cross-entropy, correct predictions and count of a batch, float64 of shape (..., 3) for logits of shape
     (..., B, classes): one row per stacked network."""
     lead, classes = logits.shape[:-2], logits.shape[-1]
-    logits = logits.float()
+    logits = loss_logits(logits)
     targets = y.expand(*lead, len(y))
     nll = F.cross_entropy(logits.reshape(-1, classes), targets.reshape(-1), reduction="none").view(targets.shape)
     correct = (logits.argmax(-1) == targets).sum(-1)

@@ -1,7 +1,7 @@
 """train(): one network, masked SGD with the papers' schedules, checkpoints, resume, evaluation and divergence.
 
 No training step waits for the host: finiteness and the training-loss sums stay on the device
-(run_state.Progress), and the host reads them at evaluations and save steps only.
+(run_state.Progress), and the host reads them at evaluations, save steps and timed state writes only.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from .checkpoints import cpu_state_dict
 from .evaluation import evaluate
 from .hparams import TrainHparams
 from .masking import MaskedSGD, float_masks
-from .precision import LossScaler, Precision
-from .run_state import Progress, RunLog, TrainResult, rng_state, run_id, set_rng_state
+from .precision import LossScaler, Precision, loss_logits
+from .run_state import Every, Progress, RunLog, TrainResult, rng_state, run_id, set_rng_state
 from .schedule import Schedule
 
 
@@ -29,13 +29,19 @@ def default_device() -> torch.device:
 
 def train(model: torch.nn.Module, ds, hparams: TrainHparams, masks: Mapping | None = None, *, seed: int = 0,
           start_step: int = 0, save_steps: Iterable = (), checkpoint_dir=None, on_eval=None,
-          eval_split: str = "test", device=None) -> TrainResult:
+          eval_split: str = "test", device=None, owner: dict | None = None, save_every: float | None = None,
+          on_save=None, guard=None) -> TrainResult:
     """Train `model` in place on `ds` with `hparams`, keeping masked-out weights at exactly zero.
 
     start_step begins at that step of the schedule (learning rate and data order) with a fresh optimizer.
     save_steps ('Nep'/'Nit'/int) write the weights to checkpoint_dir/step_<t>.pt; checkpoint_dir/state.pt holds
     the full training state, written at every epoch end and save step, and is resumed from when present.
     on_eval(step, metrics) is called after every epoch's evaluation on every rank.
+    owner names what the run is (e.g. a trial's id and what it depends on): every file it writes names it, and a
+    state.pt of another owner or another run (hyperparameters, seed, masks...) is set aside, never resumed from.
+    save_every (seconds) also writes state.pt between evaluations, at the first step after that long on the host's
+    clock since the last such write; on_save(step) is then called on the writing rank (to upload it, say).
+    guard() is called before every file the run writes, and may raise to stop it (the run then writes nothing).
     """
     rank, world = dist.rank_and_world()
     device = torch.device(device) if device is not None else default_device()
@@ -53,7 +59,8 @@ def train(model: torch.nn.Module, ds, hparams: TrainHparams, masks: Mapping | No
     named = list(model.named_parameters())
     sgd = MaskedSGD([p for _, p in named], float_masks(named, masks), hparams)
     scaler = LossScaler(device=device) if precision.loss_scaling else None
-    run = RunLog(run_id(hparams, seed, start_step, world), checkpoint_dir, start_step, writer=rank == 0)
+    run = RunLog(owner, run_id(hparams, seed, start_step, world, masks), checkpoint_dir, start_step,
+                 writer=rank == 0, guard=guard)
     state = dist.broadcast_object(run.load() if rank == 0 else None)
     if state is not None:
         run.resume(state)
@@ -69,6 +76,7 @@ def train(model: torch.nn.Module, ds, hparams: TrainHparams, masks: Mapping | No
     progress = Progress((), device, run.epoch_loss)
     step_t = torch.tensor(run.step, device=device)
     buffers = list(model.buffers())
+    timer = Every(save_every if run.writes_state else None)
 
     def save_state():
         if not run.writes_state:
@@ -108,7 +116,7 @@ def train(model: torch.nn.Module, ds, hparams: TrainHparams, masks: Mapping | No
             before = [b.clone() for b in buffers]
             with precision.autocast():
                 out = net(precision.input(x))
-            loss = F.cross_entropy(out.float(), y)
+            loss = F.cross_entropy(loss_logits(out), y)
             finite = dist.backward(net, loss, torch.isfinite(loss), scaler.scale if scaler is not None else None)
             with torch.no_grad():
                 for b, old in zip(buffers, before):  # a diverged run's forward passes leave no trace
@@ -130,6 +138,12 @@ def train(model: torch.nn.Module, ds, hparams: TrainHparams, masks: Mapping | No
                     break
                 run.save_weights(step, lambda: cpu_state_dict(model))
                 save_state()
+            elif timer.due() and progress.alive.item():
+                # a diverged run writes nothing here: its divergence is settled at the next evaluation, as ever
+                run.step = step
+                save_state()
+                if on_save is not None:
+                    on_save(step)
             if step >= schedule.total:
                 break
         if alive(step):

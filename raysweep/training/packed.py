@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import functools
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,21 +32,24 @@ from .evaluation import eval_batches, logit_sums, metrics
 from .hparams import TrainHparams
 from .loop import default_device
 from .masking import MaskedSGD, float_masks, per_member
-from .precision import LossScaler, Precision
-from .run_state import Progress, RunLog, TrainResult, run_id, seeded_rng_state
+from .precision import LossScaler, Precision, loss_logits
+from .run_state import Every, Progress, RunLog, TrainResult, run_id, seeded_rng_state
 from .schedule import Schedule
 
 
 @dataclass
 class Member:
     """One trial of a pack: its network with its initial weights (already pruned or ablated by the caller), its
-    masks (None for a dense run), its seed (data order and augmentation), the schedule step it starts at, and the
-    directory of its checkpoints (None: no checkpoints, no resume)."""
+    masks (None for a dense run), its seed (data order and augmentation), the schedule step it starts at, the
+    directory of its checkpoints (None: no checkpoints, no resume), what its files belong to (train()'s owner) and
+    what is called before each of them is written (train()'s guard)."""
     model: torch.nn.Module
     masks: Mapping | None = None
     seed: int = 0
     start_step: int = 0
     checkpoint_dir: str | Path | None = None
+    owner: dict | None = None
+    guard: Callable | None = None
 
 
 @dataclass
@@ -67,12 +70,14 @@ class _Slot:
 class _Context:
     """What every pack of one train_packed() call shares."""
 
-    def __init__(self, skeleton, ds, hparams, schedule, precision, device, eval_split, on_eval, compile):
+    def __init__(self, skeleton, ds, hparams, schedule, precision, device, eval_split, on_eval, compile,
+                 save_every=None, on_save=None):
         self.skeleton, self.ds, self.hparams, self.schedule = skeleton, ds, hparams, schedule
         self.precision, self.device, self.eval_split, self.on_eval = precision, device, eval_split, on_eval
+        self.timer, self.on_save = Every(save_every), on_save   # one timer for every pack of the call
         self.param_names = [n for n, _ in skeleton.named_parameters()]
         self.buffer_names = [n for n, _ in skeleton.named_buffers()]
-        lrs = schedule.lr_table(device) if compile else None
+        lrs = schedule.lr_table(device, next(skeleton.parameters()).dtype) if compile else None
         self.losses = _compiled(_losses) if compile else _losses
         self.update = _compiled(_update) if compile else _update
         # A compiled update takes the learning rate as a tensor, or it would compile once per value.
@@ -82,13 +87,30 @@ class _Context:
 def _member_loss(skeleton, precision: Precision, params, buffers, x, y):
     with precision.autocast():
         out = functional_call(skeleton, (params, buffers), (x,))
-    return F.cross_entropy(out.float(), y)
+    return F.cross_entropy(loss_logits(out), y)
 
 
 def _float32_norm_forward(module, x):
     # vmap's batch-norm rule cannot mix a low-precision input with float32 statistics, as the unbatched kernel
     # does under autocast; that kernel computes in float32 and rounds its output, and so does this.
     return type(module).forward(module, x.float()).to(x.dtype)
+
+
+_LOWERED = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+
+
+def _autocast_forward(module, x):
+    # vmap's rules for convolutions, and for linear layers with a low-precision input, run below autocast: vmapped,
+    # they compute in float32 whatever autocast's dtype. Their operands cast as autocast casts an unbatched layer's,
+    # they compute and round in that dtype.
+    kind = x.device.type
+    if not torch.is_autocast_enabled(kind):  # evaluation
+        return type(module).forward(module, x)
+    dtype = torch.get_autocast_dtype(kind)
+    weight, bias = (None if t is None else t.to(dtype) for t in (module.weight, module.bias))
+    if isinstance(module, torch.nn.Linear):
+        return F.linear(x.to(dtype), weight, bias)
+    return module._conv_forward(x.to(dtype), weight, bias)
 
 
 def _skeleton(model: torch.nn.Module, precision: Precision) -> torch.nn.Module:
@@ -98,6 +120,8 @@ def _skeleton(model: torch.nn.Module, precision: Precision) -> torch.nn.Module:
         for module in skeleton.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.forward = types.MethodType(_float32_norm_forward, module)
+            elif type(module) in _LOWERED:  # not subclasses, whose forward may differ
+                module.forward = types.MethodType(_autocast_forward, module)
     return skeleton
 
 
@@ -194,6 +218,19 @@ class _Pack:
         s.run.save_state(self._weights(k), self.sgd.state_dict(k), s.rng,
                          self.scaler.state_dict(k) if self.scaler is not None else None)
 
+    def _save_between(self, step: int) -> None:
+        """A timed write of every member's state between evaluations. One that diverged since the last host read
+        writes nothing: its divergence is settled at the next read, as ever, and the pack is not split here, so
+        the packs a run trains as do not depend on the clock."""
+        alive = self.progress.alive.tolist()
+        for k in self._live():
+            s = self.slots[k]
+            if alive[k] and s.run.writes_state:
+                s.run.step = step
+                self._save_state(k)
+                if self.ctx.on_save is not None:
+                    self.ctx.on_save(s.index, step)
+
     # ---------- evaluation ----------
 
     @torch.no_grad()
@@ -270,6 +307,8 @@ class _Pack:
                         s = self.slots[k]
                         s.run.save_weights(step, functools.partial(self._weights, k))
                         self._save_state(k)
+                elif ctx.timer.due():
+                    self._save_between(step)
                 if step >= stop or diverged:
                     break
             if schedule.is_epoch_end(step):
@@ -322,7 +361,8 @@ def _slot(index: int, member: Member, ctx: _Context, device) -> _Slot:
     hp = ctx.hparams
     loader = ctx.ds.loader("train", hp.batch_size, shuffle=True, augment=hp.augment, seed=member.seed,
                            device=device)
-    run = RunLog(run_id(hp, member.seed, member.start_step, 1), member.checkpoint_dir, member.start_step)
+    run = RunLog(member.owner, run_id(hp, member.seed, member.start_step, 1, member.masks), member.checkpoint_dir,
+                 member.start_step, guard=member.guard)
     state = run.load()
     model = member.model
     if state is not None:
@@ -343,13 +383,15 @@ def _slot(index: int, member: Member, ctx: _Context, device) -> _Slot:
 
 
 def train_packed(members: Sequence[Member], ds, hparams: TrainHparams, *, save_steps: Iterable = (), on_eval=None,
-                 eval_split: str = "test", device=None, compile: bool = False) -> list[TrainResult]:
+                 eval_split: str = "test", device=None, compile: bool = False, save_every: float | None = None,
+                 on_save=None) -> list[TrainResult]:
     """Train every member as train(member.model, ds, hparams, member.masks, seed=member.seed,
-    start_step=member.start_step, save_steps=save_steps, checkpoint_dir=member.checkpoint_dir) would, together in
-    one batched computation on one device; returns their TrainResults in order, and leaves each member's model
-    holding its trained weights, as train() does.
+    start_step=member.start_step, save_steps=save_steps, checkpoint_dir=member.checkpoint_dir, owner=member.owner)
+    would, together in one batched computation on one device; returns their TrainResults in order, and leaves each
+    member's model holding its trained weights, as train() does.
 
-    on_eval(member_index, step, metrics) is called after each member's evaluations. compile=True runs the packed
+    on_eval(member_index, step, metrics) is called after each member's evaluations; save_every as train()'s, with
+    on_save(member_index, step) called after each member's timed write. compile=True runs the packed
     step through torch.compile (an execution choice: same results to float tolerance). A member's wall_time counts
     the time the pack spent while it trained.
     """
@@ -360,7 +402,7 @@ def train_packed(members: Sequence[Member], ds, hparams: TrainHparams, *, save_s
     _check_members(members, hparams, schedule)
     precision = Precision.of(hparams, device)
     ctx = _Context(_skeleton(members[0].model, precision), ds, hparams, schedule, precision, device, eval_split,
-                   on_eval, compile)
+                   on_eval, compile, save_every, on_save)
     slots = [_slot(i, m, ctx, device) for i, m in enumerate(members)]
     for s in slots:
         if s.run.step in schedule.saves and s.run.step not in s.run.checkpoints:

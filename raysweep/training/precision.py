@@ -2,7 +2,9 @@
 
 'fp32' computes in float32; 'amp' autocasts to float16 with dynamic loss scaling on CUDA and computes in float32
 elsewhere (the behaviour of the former `amp=True`); 'bf16' autocasts to bfloat16 on any device (no loss scaling:
-bfloat16 has float32's range). channels_last stores 4-d inputs and convolution weights as NHWC.
+bfloat16 has float32's range). channels_last stores 4-d inputs and convolution weights as NHWC. Under 'fp32' a
+float64 model fed float64 batches (TensorDataSet(dtype=torch.float64)) computes in float64 throughout: the tests
+compare a pack with its single runs that way, where rounding cannot hide a difference in the algebra.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class Precision:
         # One-channel tensors are left alone: NHWC and NCHW are the same memory there, and those ambiguous
         # strides made torch's CPU convolution backward corrupt the heap (see tensor_pipeline.random_shift).
         return self.channels_last and t.dim() == channel_dim + 3 and t.shape[channel_dim] > 1
+
+
+def loss_logits(out: torch.Tensor) -> torch.Tensor:
+    """Logits as the loss reads them: autocast's float16 or bfloat16 ones in float32, float32 and float64 ones as
+    they are (a float64 model, fed float64 data, trains and evaluates in float64 throughout)."""
+    return out.to(torch.promote_types(out.dtype, torch.float32))
 
 
 class LossScaler:

@@ -1,9 +1,14 @@
 """What one training run records and resumes from, kept the same way by train() and train_packed(): the files in
 its checkpoint_dir (state.pt to resume from, step_<t>.pt weights), its evaluations, its divergence and its result.
 
+Each file names what it belongs to: the caller's `owner` (what the run is: a dense run's or a trial's id and what it
+depends on) and, for state.pt, how it trains (run_id()). A file of another run is treated as a damaged one: set aside,
+never resumed from.
+
 A run diverges at the first step whose loss is not finite: that step makes no update, the weights stay those of the
 last finite step, and `steps` is the step it reached. Whether the loss was finite is decided on the device
-(Progress) and read on the host only at evaluations and save steps, so no training step waits for the host.
+(Progress) and read on the host only at evaluations, save steps and timed state writes (Every), so no training step
+waits for the host.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..integrity import digest
 from .checkpoints import STATE_FILE, atomic_save, load_state, weights_path
 
 
@@ -28,9 +34,42 @@ class TrainResult:
     checkpoints: dict = field(default_factory=dict)  # step -> path of step_<t>.pt
 
 
-def run_id(hparams, seed: int, start_step: int, world_size: int) -> dict:
-    """What a state.pt must match to be resumed: how a run is executed (alone or in a pack) is not part of it."""
-    return {"hparams": dataclasses.asdict(hparams), "seed": seed, "start_step": start_step, "world_size": world_size}
+def mask_digest(masks) -> str | None:
+    """Digest of which weights a run keeps (None: a dense run), whatever the masks' dtype or device."""
+    if masks is None:
+        return None
+    return digest({name: torch.as_tensor(m).detach().cpu() != 0 for name, m in sorted(masks.items())})
+
+
+def run_id(hparams, seed: int, start_step: int, world_size: int, masks=None) -> dict:
+    """How a run trains, which a state.pt must match to be resumed: how it is executed (alone or in a pack) is not part
+    of it."""
+    return {"hparams": dataclasses.asdict(hparams), "seed": seed, "start_step": start_step, "world_size": world_size,
+            "masks": mask_digest(masks)}
+
+
+def state_owner(owner: dict | None, run: dict) -> dict:
+    """What a run's state.pt belongs to: what the run is (`owner`) and how it trains (run_id())."""
+    return {**(owner or {}), "run": run}
+
+
+def weights_owner(owner: dict | None, step: int) -> dict:
+    """What the weights a run saved at `step` belong to; a reader knows the run's owner and the step it wants."""
+    return {**(owner or {}), "step": step}
+
+
+class Every:
+    """A timer on the host's clock for writes between evaluations: due() once `seconds` have passed since it last was
+    (None: never). Reading the clock costs no device sync, so it is asked every step."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds, self.last = seconds, time.monotonic()
+
+    def due(self) -> bool:
+        if self.seconds is None or time.monotonic() - self.last < self.seconds:
+            return False
+        self.last = time.monotonic()
+        return True
 
 
 def rng_state(device) -> dict:
@@ -59,19 +98,22 @@ def seeded_rng_state(seed: int, device) -> dict:
 class RunLog:
     """A run's host-side record: step reached, status, evaluations, saved weights, and its state.pt."""
 
-    def __init__(self, run: dict, checkpoint_dir, start_step: int, writer: bool = True):
-        self.run, self.checkpoint_dir, self.writer = run, checkpoint_dir, writer
+    def __init__(self, owner: dict | None, run: dict, checkpoint_dir, start_step: int, writer: bool = True,
+                 guard=None):
+        # guard(): called before every file the run writes; it raises to stop a run that may write no more (a
+        # trial of a driver that lost its study's lease)
+        self.owner, self.run, self.checkpoint_dir, self.writer, self.guard = owner, run, checkpoint_dir, writer, guard
         self.step, self.status, self.history, self.checkpoints = start_step, "completed", [], {}
         self.wall_before, self.epoch_loss, self.started = 0.0, [0.0, 0], time.time()
 
     def load(self) -> dict | None:
-        return load_state(self.checkpoint_dir) if self.checkpoint_dir is not None else None
+        """This run's state.pt, or None (one of another run is set aside: the run starts over)."""
+        if self.checkpoint_dir is None:
+            return None
+        return load_state(self.checkpoint_dir, state_owner(self.owner, self.run))
 
     def resume(self, state: dict) -> None:
-        """Take over a state.pt's record after checking it belongs to this run."""
-        if state["run"] != self.run:
-            raise ValueError(f"{self.checkpoint_dir}/{STATE_FILE} belongs to a different run ({state['run']}); "
-                             f"use another checkpoint_dir")
+        """Take over the record of this run's state.pt (from load())."""
         self.step, self.status, self.history = state["step"], state["status"], state["history"]
         self.checkpoints, self.wall_before, self.epoch_loss = state["checkpoints"], state["wall_time"], \
             list(state["epoch_loss"])
@@ -86,20 +128,26 @@ class RunLog:
         """weights: a CPU state_dict, or a function returning one (called only by the writing rank)."""
         path = weights_path(self.checkpoint_dir, step)
         if self.writer:
-            atomic_save(weights() if callable(weights) else weights, path)
+            self._guard()
+            atomic_save(weights() if callable(weights) else weights, path, weights_owner(self.owner, step))
         self.checkpoints[step] = str(path)
 
     @property
     def writes_state(self) -> bool:
         return self.checkpoint_dir is not None and self.writer
 
+    def _guard(self) -> None:
+        if self.guard is not None:
+            self.guard()
+
     def save_state(self, model: dict, optimizer: dict, rng: dict, scaler: dict | None) -> None:
         if not self.writes_state:
             return
-        atomic_save({"run": self.run, "model": model, "optimizer": optimizer, "rng": rng, "step": self.step,
+        self._guard()
+        atomic_save({"model": model, "optimizer": optimizer, "rng": rng, "step": self.step,
                      "status": self.status, "history": self.history, "checkpoints": self.checkpoints,
                      "wall_time": self.wall_time(), "epoch_loss": list(self.epoch_loss), "scaler": scaler},
-                    f"{self.checkpoint_dir}/{STATE_FILE}")
+                    f"{self.checkpoint_dir}/{STATE_FILE}", state_owner(self.owner, self.run))
 
     def record(self, lr: float, steps_per_epoch: int, metrics: dict, loss_sums) -> dict:
         """Append the evaluation at the current step; loss_sums = (summed training loss, steps) since the previous

@@ -60,10 +60,11 @@ class Schedule:
     def lr(self, step: int) -> float:
         return learning_rate(step, self.base_lr, self.drops, self.gamma, self.warmup)
 
-    def lr_table(self, device):
+    def lr_table(self, device, dtype=torch.float32):
         """lr(step) for every step 0..total (the last entry is never trained with), as one tensor on `device`: the
-        training step indexes it on the device instead of copying a new learning rate there every step."""
-        return torch.tensor([self.lr(s) for s in range(self.total + 1)], dtype=torch.float32, device=device)
+        training step indexes it on the device instead of copying a new learning rate there every step. `dtype` is
+        the parameters': a float64 run must not see its learning rates rounded to float32."""
+        return torch.tensor([self.lr(s) for s in range(self.total + 1)], dtype=dtype, device=device)
 
     def is_epoch_end(self, step: int) -> bool:
         return step % self.steps_per_epoch == 0 or step >= self.total
